@@ -1,0 +1,1 @@
+"""The HTTP service: SPARQL protocols, Graph Store protocol, linked data, workbench."""

@@ -1,0 +1,52 @@
+"""The app factory: assembles routers, middleware and the store's lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from kg import __version__
+from kg.config import Settings, get_settings
+from kg.server import problems
+from kg.server.routes import describe, graph_store, linked_data, ops, sparql
+from kg.server.state import AppState
+from kg.sparql.executor import QueryExecutor
+from kg.store.embedded import EmbeddedStore
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the ASGI app; `uvicorn --factory kg.server.app:create_app` calls this."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = EmbeddedStore(settings.store_path)
+        executor = QueryExecutor(settings, store)
+        await executor.start()
+        app.state.kg = AppState(settings=settings, store=store, executor=executor)
+        try:
+            yield
+        finally:
+            await executor.close()
+            store.close()
+
+    app = FastAPI(
+        title="kg: EU–Japan security and defence cooperation knowledge graph",
+        version=__version__,
+        lifespan=lifespan,
+        redirect_slashes=False,
+    )
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=["GET", "HEAD", "POST", "OPTIONS"],
+        allow_headers=["Accept", "Content-Type", "If-None-Match"],
+        expose_headers=["ETag", "Content-Location", "Link"],
+    )
+    problems.install(app)
+    for module in (ops, sparql, graph_store, describe, linked_data):
+        app.include_router(module.router)
+    return app

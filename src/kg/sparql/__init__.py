@@ -1,0 +1,1 @@
+"""SPARQL handling independent of HTTP: guard, media types, isolated execution."""

@@ -1,0 +1,1 @@
+"""Access to the quad store (embedded pyoxigraph on disk)."""

@@ -1,0 +1,94 @@
+"""Start a real uvicorn server on a free loopback port, in its own process, for real clients."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pyoxigraph as ox
+
+from kg import paths
+
+BASE_IRI = "http://localhost:8000/"
+SAMPLE = Path(__file__).parent / "fixtures" / "sample.trig"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_sample_store(target: Path, base_iri: str = BASE_IRI) -> Path:
+    """An on-disk store holding the ontology, vocabularies and the sample dataset."""
+    store = ox.Store(str(target))
+    store.bulk_load(path=str(SAMPLE), format=ox.RdfFormat.TRIG, base_iri=base_iri)
+    for name, file in (("ontology", "kg.ttl"), ("vocabulary", "vocabularies.ttl")):
+        store.bulk_load(
+            path=str(paths.ONTOLOGY_DIR / file),
+            format=ox.RdfFormat.TURTLE,
+            base_iri=base_iri,
+            to_graph=ox.NamedNode(f"{base_iri}graph/{name}"),
+        )
+    store.flush()
+    del store
+    return target
+
+
+@dataclass
+class ServerProcess:
+    """A running `uvicorn --factory kg.server.app:create_app`; stop() ends it."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def start_server(store_path: Path, log_dir: Path, **env: str) -> ServerProcess:
+    """Start the service on `store_path`; waits until /healthz answers (no blind sleep)."""
+    port = free_port()
+    environment = {
+        **os.environ,
+        "KG_STORE_PATH": str(store_path),
+        "KG_BASE_IRI": BASE_IRI,
+        "KG_QUERY_WORKERS": "2",
+        **env,
+    }
+    log_path = log_dir / f"server-{port}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "--factory", "kg.server.app:create_app",
+             "--host", "127.0.0.1", "--port", str(port), "--log-level", "info"],
+            env=environment, stdout=log, stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited early:\n{log_path.read_text()}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return ServerProcess(url, process, log_path)
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    process.kill()
+    raise RuntimeError(f"server did not start:\n{log_path.read_text()}")
