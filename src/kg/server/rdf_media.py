@@ -1,0 +1,142 @@
+"""RDF media types of the describing routes, and Accept negotiation over them (as data).
+
+The SPARQL endpoint's own negotiation (results formats, `format=` parameters) lives in
+kg.sparql; this table serves the service description, VoID, entity and ontology documents,
+where the choice is among RDF serialisations and HTML.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyoxigraph as ox
+
+from kg.errors import NotAcceptable
+
+HTML = "text/html"
+
+
+@dataclass(frozen=True)
+class RdfMedia:
+    """One RDF serialisation: its registered type, aliases, extension and W3C format IRI."""
+
+    media_type: str
+    format: ox.RdfFormat
+    extension: str
+    w3c_format: str
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def is_dataset(self) -> bool:
+        return self.format in (ox.RdfFormat.TRIG, ox.RdfFormat.N_QUADS)
+
+
+_FORMATS = "http://www.w3.org/ns/formats/"
+
+# Order matters: the first is the default for */* and the winner of ties.
+RDF_MEDIA: tuple[RdfMedia, ...] = (
+    RdfMedia("text/turtle", ox.RdfFormat.TURTLE, "ttl", _FORMATS + "Turtle",
+             ("application/x-turtle",)),
+    RdfMedia("application/ld+json", ox.RdfFormat.JSON_LD, "jsonld", _FORMATS + "JSON-LD"),
+    RdfMedia("application/rdf+xml", ox.RdfFormat.RDF_XML, "rdf", _FORMATS + "RDF_XML",
+             ("application/xml", "text/xml")),
+    RdfMedia("application/n-triples", ox.RdfFormat.N_TRIPLES, "nt", _FORMATS + "N-Triples",
+             ("text/plain",)),
+    RdfMedia("application/trig", ox.RdfFormat.TRIG, "trig", _FORMATS + "TriG",
+             ("application/x-trig",)),
+    RdfMedia("application/n-quads", ox.RdfFormat.N_QUADS, "nq", _FORMATS + "N-Quads",
+             ("text/x-nquads",)),
+)
+BY_EXTENSION: dict[str, RdfMedia] = {m.extension: m for m in RDF_MEDIA}
+_BY_TYPE: dict[str, RdfMedia] = {
+    t: m for m in RDF_MEDIA for t in (m.media_type, *m.aliases)
+}
+
+
+def parse_accept(header: str | None) -> list[tuple[str, float, int]]:
+    """(media range, q, position) for each entry; malformed q counts as 0, never an error."""
+    entries: list[tuple[str, float, int]] = []
+    for position, part in enumerate((header or "*/*").split(",")):
+        pieces = [p.strip() for p in part.split(";")]
+        media = pieces[0].lower()
+        if not media:
+            continue
+        q = 1.0
+        for param in pieces[1:]:
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    q = max(0.0, min(1.0, float(value)))
+                except ValueError:
+                    q = 0.0
+        entries.append((media, q, position))
+    return entries or [("*/*", 1.0, 0)]
+
+
+def _quality(offer: str, accepted: list[tuple[str, float, int]]) -> tuple[float, int]:
+    """q of the most specific matching range (exact > type/* > */*), then its specificity."""
+    best: tuple[int, float] | None = None
+    kind = offer.split("/")[0]
+    for media, q, _ in accepted:
+        if media == offer:
+            specificity = 3
+        elif media == f"{kind}/*":
+            specificity = 2
+        elif media == "*/*":
+            specificity = 1
+        else:
+            continue
+        if best is None or specificity > best[0]:
+            best = (specificity, q)
+    return (0.0, 0) if best is None else (best[1], best[0])
+
+
+def negotiate(accept: str | None, html: bool = True) -> RdfMedia | None:
+    """The RDF format to send, or None for HTML; NotAcceptable (406) when nothing fits.
+
+    An explicit type beats a wildcard at equal q, so `text/html,*/*;q=0.8` (browsers) gives
+    HTML and `*/*` gives Turtle; aliases (application/xml, text/plain) count as their format.
+    """
+    accepted = parse_accept(accept)
+    offers: list[tuple[str, RdfMedia | None]] = [(HTML, None)] if html else []
+    offers += [(t, m) for t, m in _BY_TYPE.items()]
+    best: tuple[float, int, int] | None = None
+    chosen: RdfMedia | None = None
+    found = False
+    for rank, (offer, media) in enumerate(offers):
+        q, specificity = _quality(offer, accepted)
+        if q <= 0:
+            continue
+        # wildcards prefer Turtle over HTML: machines send */*, browsers name text/html
+        penalty = 1 if (media is None and specificity < 3) else 0
+        key = (q, specificity - penalty, -rank if specificity == 3 else -_rank_default(media))
+        if best is None or key > best:
+            best, chosen, found = key, media, True
+    if not found:
+        raise NotAcceptable(
+            "none of the offered types is acceptable: "
+            + ", ".join([HTML] * html + [m.media_type for m in RDF_MEDIA])
+        )
+    return chosen
+
+
+def _rank_default(media: RdfMedia | None) -> int:
+    return len(RDF_MEDIA) if media is None else RDF_MEDIA.index(media)
+
+
+def serialize(
+    quads: list[ox.Quad], media: RdfMedia, prefixes: dict[str, str]
+) -> bytes:
+    """Quads as the chosen format; triple formats drop the graph (duplicates merged)."""
+    ordered = sorted(quads, key=lambda q: (str(q.graph_name), str(q.subject), str(q.predicate)))
+    if media.is_dataset:
+        return ox.serialize(ordered, format=media.format, prefixes=prefixes)
+    triples = list(dict.fromkeys(q.triple for q in ordered))
+    return ox.serialize(triples, format=media.format, prefixes=prefixes)
+
+
+def alternates_link(path: str, current: RdfMedia | None = None) -> str:
+    """A Link header listing every representation of a document at `path` + extension."""
+    links = [f'<{path}.{m.extension}>; rel="alternate"; type="{m.media_type}"'
+             for m in RDF_MEDIA if m is not current]
+    return ", ".join(links)
