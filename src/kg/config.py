@@ -24,6 +24,9 @@ class Settings(BaseSettings):
         paths.VAR_DIR / "store", description="On-disk Oxigraph store (a symlink swapped by build)"
     )
     dumps_dir: Path = Field(paths.VAR_DIR / "dumps", description="Where build writes dumps")
+    shapes_dir: Path = Field(
+        paths.SHAPES_DIR, description="SHACL shapes (*.ttl) that every write is checked against"
+    )
     host: str = "127.0.0.1"
     port: int = 8000
     write_token: str | None = Field(

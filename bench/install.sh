@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Install what the benchmark needs: wrk (Debian) and the Python tools (the `bench` extra).
+# Usage: bash bench/install.sh   (from the repository root, venv active or not)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! command -v wrk >/dev/null 2>&1; then
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq wrk
+fi
+PY="${PYTHON:-}"
+if [ -z "$PY" ]; then
+  if [ -x .venv/bin/python ]; then PY=.venv/bin/python; else PY=python3; fi
+fi
+"$PY" -m pip install -q -e '.[bench]'
+wrk --version 2>&1 | head -1 || true
+"$PY" -c "import oxigraph, shutil; print('oxigraph CLI:', shutil.which('oxigraph'))" 2>/dev/null || \
+  echo "oxigraph CLI: $(command -v oxigraph || echo missing)"

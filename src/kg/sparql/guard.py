@@ -1,0 +1,219 @@
+"""A SPARQL tokenizer that classifies a request and refuses SERVICE/LOAD before execution.
+
+Why a tokenizer and not a regex: keywords may hide behind prefixed names, `\\u` escapes, and
+may appear harmlessly inside comments, strings and IRIs. pyoxigraph fetches any SERVICE or LOAD
+IRI over HTTP, so the guard must see exactly what the parser would see.
+
+pyoxigraph decodes `\\u`/`\\U` escapes inside IRIs and strings but not in keywords, whereas the
+SPARQL spec decodes them everywhere before parsing. The guard therefore scans two views, the raw
+text (escapes decoded per token) and the fully decoded text, and refuses when either view shows a
+SERVICE or LOAD whose target is not allow-listed. A target that cannot be resolved statically
+(a variable, an undeclared prefix) is refused.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from urllib.parse import urljoin
+
+from kg.errors import BadParameter, ForbiddenOperation
+
+QUERY_FORMS = frozenset({"SELECT", "CONSTRUCT", "DESCRIBE", "ASK"})
+UPDATE_FORMS = frozenset(
+    {"INSERT", "DELETE", "LOAD", "CLEAR", "CREATE", "DROP", "COPY", "MOVE", "ADD", "WITH"}
+)
+
+_ESCAPE = re.compile(r"\\u([0-9A-Fa-f]{4})|\\U([0-9A-Fa-f]{8})")
+_PN_CHARS_BASE = (
+    "A-Za-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u02ff\u0370-\u037d\u037f-\u1fff\u200c-\u200d"
+    "\u2070-\u218f\u2c00-\u2fef\u3001-\ud7ff\uf900-\ufdcf\ufdf0-\ufffd\U00010000-\U000effff"
+)
+_PN_CHARS_U = _PN_CHARS_BASE + "_"
+_PN_CHARS = _PN_CHARS_U + r"\-0-9\u00b7\u0300-\u036f\u203f-\u2040"
+_PN_PREFIX = f"[{_PN_CHARS_BASE}](?:[{_PN_CHARS}.]*[{_PN_CHARS}])?"
+_PLX = r"%[0-9A-Fa-f]{2}|\\[_~.\-!$&'()*+,;=/?#@%]"
+_PN_LOCAL = (
+    f"(?:[{_PN_CHARS_U}:0-9]|{_PLX})"
+    f"(?:(?:[{_PN_CHARS}.:]|{_PLX})*(?:[{_PN_CHARS}:]|{_PLX}))?"
+)
+
+# Order matters: IRIs, strings and comments are recognised before anything that could look like
+# a keyword inside them. Long strings before short ones.
+_TOKEN = re.compile(
+    rf"""
+    (?P<ws>\s+)
+  | (?P<comment>\#[^\n\r]*)
+  | (?P<iri><[^<>"{{}}|^`\\\x00-\x20]*>)
+  | (?P<string>'''(?:[^'\\]|\\.|'(?!''))*(?:'''|$)
+             |\"\"\"(?:[^"\\]|\\.|"(?!""))*(?:\"\"\"|$)
+             |'(?:[^'\\\n\r]|\\.)*(?:'|$|(?=[\n\r]))
+             |"(?:[^"\\\n\r]|\\.)*(?:"|$|(?=[\n\r])))
+  | (?P<var>[?$][{_PN_CHARS_U}0-9][{_PN_CHARS_U}0-9\u00b7\u0300-\u036f\u203f-\u2040]*)
+  | (?P<bnode>_:[{_PN_CHARS_U}0-9](?:[{_PN_CHARS}.]*[{_PN_CHARS}])?)
+  | (?P<pname>(?:{_PN_PREFIX})?:(?:{_PN_LOCAL})?)
+  | (?P<lang>@[a-zA-Z]+(?:-[a-zA-Z0-9]+)*(?:--[a-zA-Z]+)?)
+  | (?P<number>[+-]?(?:[0-9]+\.?[0-9]*(?:[eE][+-]?[0-9]+)?|\.[0-9]+(?:[eE][+-]?[0-9]+)?))
+  | (?P<word>[A-Za-z_][A-Za-z0-9_]*)
+  | (?P<punct>\^\^|&&|\|\||!=|<=|>=|<<|>>|\{{\||\|}}|[{{}}()\[\];,.*/+\-=!<>|^&@'"])
+  | (?P<other>.)
+    """,
+    re.VERBOSE | re.DOTALL,
+)
+
+
+@dataclass(frozen=True)
+class Token:
+    kind: str
+    text: str
+    pos: int
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """What the guard learned: 'query' or 'update', and for a query its form."""
+
+    operation: str  # "query" | "update" | "unknown"
+    form: str | None  # SELECT, CONSTRUCT, DESCRIBE, ASK, or the first update keyword
+
+
+def decode_escapes(text: str) -> str:
+    """Replace \\uXXXX and \\UXXXXXXXX by their code points (invalid ones are kept)."""
+
+    def repl(match: re.Match[str]) -> str:
+        code = int(match.group(1) or match.group(2), 16)
+        if code > 0x10FFFF or 0xD800 <= code <= 0xDFFF:
+            return match.group(0)
+        return chr(code)
+
+    return _ESCAPE.sub(repl, text)
+
+
+def tokenize(text: str) -> Iterator[Token]:
+    """Significant tokens (whitespace and comments dropped); never raises."""
+    for match in _TOKEN.finditer(text):
+        kind = match.lastgroup or "other"
+        if kind in ("ws", "comment"):
+            continue
+        yield Token(kind, match.group(), match.start())
+
+
+class _Scope:
+    """BASE and PREFIX declarations seen so far, to resolve a SERVICE/LOAD target."""
+
+    def __init__(self) -> None:
+        self.base: str | None = None
+        self.prefixes: dict[str, str] = {}
+
+    def resolve_iri(self, token: Token) -> str | None:
+        if token.kind == "iri":
+            iri = decode_escapes(token.text[1:-1])
+            return urljoin(self.base, iri) if self.base else iri
+        if token.kind == "pname":
+            prefix, _, local = token.text.partition(":")
+            namespace = self.prefixes.get(prefix)
+            if namespace is None:
+                return None
+            local = re.sub(r"\\(.)", r"\1", decode_escapes(local))
+            return namespace + local
+        return None
+
+
+def _scan(tokens: Sequence[Token], allow_service: Sequence[str], allow_load: Sequence[str]) -> None:
+    scope = _Scope()
+    for i, token in enumerate(tokens):
+        if token.kind != "word":
+            continue
+        word = token.text.upper()
+        following = tokens[i + 1 : i + 4]
+        if word == "BASE" and following and following[0].kind == "iri":
+            scope.base = scope.resolve_iri(following[0])
+        elif word == "PREFIX" and len(following) >= 2 and following[0].kind == "pname":
+            namespace = scope.resolve_iri(following[1])
+            if namespace is not None:
+                scope.prefixes[following[0].text.rstrip(":")] = namespace
+        elif word in ("SERVICE", "LOAD"):
+            rest = list(following)
+            if rest and rest[0].kind == "word" and rest[0].text.upper() == "SILENT":
+                rest = rest[1:]
+            target = scope.resolve_iri(rest[0]) if rest else None
+            allowed = allow_service if word == "SERVICE" else allow_load
+            setting = "KG_ALLOW_SERVICE" if word == "SERVICE" else "KG_ALLOW_LOAD"
+            if target is None:
+                shown = rest[0].text if rest else "nothing"
+                raise ForbiddenOperation(
+                    f"{word} is refused: its target ({shown}) is not a resolvable IRI",
+                    operation=word,
+                )
+            if not any(target.startswith(prefix) for prefix in allowed if prefix):
+                raise ForbiddenOperation(
+                    f"{word} <{target}> is refused: the target is not allow-listed "
+                    f"({setting} is {'empty' if not allowed else list(allowed)})",
+                    operation=word,
+                    target=target,
+                )
+
+
+def _classify(tokens: Sequence[Token]) -> Analysis:
+    """The first query-form or update keyword after the prologue decides."""
+    for token in tokens:
+        if token.kind != "word":
+            continue
+        word = token.text.upper()
+        if word in QUERY_FORMS:
+            return Analysis("query", word)
+        if word in UPDATE_FORMS:
+            return Analysis("update", word)
+        if word not in ("BASE", "PREFIX", "VERSION"):
+            break
+    prologue_words = {"BASE", "PREFIX", "VERSION"}
+    if all(
+        t.kind in ("iri", "pname", "string") or (t.kind == "word" and t.text.upper() in prologue_words)
+        for t in tokens
+    ):
+        # only a prologue (or nothing): an empty update is valid SPARQL Update, not a query
+        return Analysis("update", None)
+    return Analysis("unknown", None)
+
+
+def analyse(
+    text: str, allow_service: Sequence[str] = (), allow_load: Sequence[str] = ()
+) -> Analysis:
+    """Classify `text` and raise ForbiddenOperation for a SERVICE/LOAD that is not allowed."""
+    raw = list(tokenize(text))
+    decoded_text = decode_escapes(text)
+    decoded = raw if decoded_text == text else list(tokenize(decoded_text))
+    _scan(raw, allow_service, allow_load)
+    if decoded is not raw:
+        _scan(decoded, allow_service, allow_load)
+    result = _classify(raw)
+    return result if result.operation != "unknown" else _classify(decoded)
+
+
+def check_query(
+    text: str, allow_service: Sequence[str] = (), allow_load: Sequence[str] = ()
+) -> Analysis:
+    """Guard a `query`: an update here is a 400, a forbidden SERVICE a 403."""
+    if not text.strip():
+        raise BadParameter("The query is empty.")
+    result = analyse(text, allow_service, allow_load)
+    if result.operation == "update":
+        raise BadParameter(
+            "This is a SPARQL Update, sent as a query: POST it as `update=` (form) or with "
+            "Content-Type application/sparql-update."
+        )
+    return result
+
+
+def check_update(
+    text: str, allow_service: Sequence[str] = (), allow_load: Sequence[str] = ()
+) -> Analysis:
+    """Guard an `update`: a query here is a 400, a forbidden SERVICE/LOAD a 403."""
+    result = analyse(text, allow_service, allow_load)
+    if result.operation == "query":
+        raise BadParameter(
+            f"This is a SPARQL {result.form} query, sent as an update: send it as `query=` "
+            "(GET or form) or with Content-Type application/sparql-query."
+        )
+    return result

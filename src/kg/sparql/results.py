@@ -1,0 +1,240 @@
+"""Serialize query results row by row into a binary writer, counting rows against a cap.
+
+Why not `QuerySolutions.serialize`: it cannot stop after N rows, and the row cap must be
+enforced while writing (a cartesian product can yield billions). The writers below produce the
+same bytes as pyoxigraph's serializers for SELECT and ASK (tests compare them); graphs go
+through `pyoxigraph.serialize` fed by a counting generator.
+
+Everything here runs inside a query worker, in the one thread that created the results iterator.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable, Iterator
+from typing import Protocol
+from xml.sax.saxutils import escape, quoteattr
+
+import pyoxigraph as ox
+
+XSD = "http://www.w3.org/2001/XMLSchema#"
+XSD_STRING = XSD + "string"
+RDF_LANG_STRING = "http://www.w3.org/1999/02/22-rdf-syntax-ns#langString"
+RDF_DIR_LANG_STRING = "http://www.w3.org/1999/02/22-rdf-syntax-ns#dirLangString"
+_PLAIN_TYPES = {XSD_STRING, RDF_LANG_STRING, RDF_DIR_LANG_STRING}
+_TSV_BARE = {
+    XSD + "integer": re.compile(r"[+-]?[0-9]+\Z"),
+    XSD + "decimal": re.compile(r"[+-]?[0-9]*\.[0-9]+\Z"),
+    XSD + "double": re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)[eE][+-]?[0-9]+\Z"),
+    XSD + "boolean": re.compile(r"(?:true|false)\Z"),
+}
+
+RDF_FORMATS: dict[str, ox.RdfFormat] = {
+    "turtle": ox.RdfFormat.TURTLE,
+    "ntriples": ox.RdfFormat.N_TRIPLES,
+    "nquads": ox.RdfFormat.N_QUADS,
+    "trig": ox.RdfFormat.TRIG,
+    "rdfxml": ox.RdfFormat.RDF_XML,
+    "jsonld": ox.RdfFormat.JSON_LD,
+}
+_PREFIXED = {"turtle", "trig"}
+
+
+class Writer(Protocol):
+    def write(self, data: bytes) -> object: ...
+
+
+class RowCapExceeded(Exception):
+    """More than `max_rows` solutions or triples; nothing has been sent yet."""
+
+    def __init__(self, cap: int) -> None:
+        super().__init__(f"the result has more than {cap} rows")
+        self.cap = cap
+
+
+Term = ox.NamedNode | ox.BlankNode | ox.Literal | ox.Triple
+
+
+def _json_term(term: Term) -> dict[str, object]:
+    if isinstance(term, ox.NamedNode):
+        return {"type": "uri", "value": term.value}
+    if isinstance(term, ox.BlankNode):
+        return {"type": "bnode", "value": term.value}
+    if isinstance(term, ox.Literal):
+        out: dict[str, object] = {"type": "literal", "value": term.value}
+        if term.language:
+            out["xml:lang"] = term.language
+            if term.direction is not None:
+                out["its:dir"] = str(term.direction).rsplit(".", 1)[-1].lower()
+        elif term.datatype.value != XSD_STRING:
+            out["datatype"] = term.datatype.value
+        return out
+    return {
+        "type": "triple",
+        "value": {
+            "subject": _json_term(term.subject),
+            "predicate": _json_term(term.predicate),
+            "object": _json_term(term.object),
+        },
+    }
+
+
+def _xml_term(term: Term) -> str:
+    if isinstance(term, ox.NamedNode):
+        return f"<uri>{escape(term.value)}</uri>"
+    if isinstance(term, ox.BlankNode):
+        return f"<bnode>{escape(term.value)}</bnode>"
+    if isinstance(term, ox.Literal):
+        value = escape(term.value, {'"': "&quot;"})
+        if term.language:
+            return f"<literal xml:lang={quoteattr(term.language)}>{value}</literal>"
+        if term.datatype.value != XSD_STRING:
+            return f"<literal datatype={quoteattr(term.datatype.value)}>{value}</literal>"
+        return f"<literal>{value}</literal>"
+    return (
+        f"<triple><subject>{_xml_term(term.subject)}</subject>"
+        f"<predicate>{_xml_term(term.predicate)}</predicate>"
+        f"<object>{_xml_term(term.object)}</object></triple>"
+    )
+
+
+def _csv_term(term: Term | None) -> str:
+    if term is None:
+        return ""
+    if isinstance(term, ox.BlankNode):
+        value = f"_:{term.value}"
+    elif isinstance(term, ox.NamedNode | ox.Literal):
+        value = term.value
+    else:  # a triple term, written as pyoxigraph does
+        return " ".join(_csv_term(t) for t in (term.subject, term.predicate, term.object))
+    if any(c in value for c in '",\r\n'):
+        return '"' + value.replace('"', '""') + '"'
+    return value
+
+
+def _tsv_term(term: Term | None) -> str:
+    if term is None:
+        return ""
+    if isinstance(term, ox.Literal):
+        bare = _TSV_BARE.get(term.datatype.value)
+        if bare is not None and bare.match(term.value):
+            return term.value
+    if isinstance(term, ox.Triple):
+        inner = " ".join(_tsv_term(t) for t in (term.subject, term.predicate, term.object))
+        return f"<<( {inner} )>>"
+    return str(term)
+
+
+def _capped(items: Iterable[object], cap: int) -> Iterator[object]:
+    for count, item in enumerate(items, 1):
+        if count > cap:
+            raise RowCapExceeded(cap)
+        yield item
+
+
+def write_solutions(
+    solutions: ox.QuerySolutions, fmt: str, out: Writer, max_rows: int
+) -> int:
+    """Write SELECT results in `fmt` (json, xml, csv, tsv); returns the row count."""
+    names = [v.value for v in solutions.variables]
+    rows = 0
+    encode: Callable[[ox.QuerySolution], str]
+    if fmt == "json":
+        out.write(b'{"head":{"vars":' + _dumps(names).encode() + b'},"results":{"bindings":[')
+        sep = ""
+
+        def encode(solution: ox.QuerySolution) -> str:
+            nonlocal sep
+            row = {n: _json_term(t) for n, t in zip(names, solution, strict=True) if t is not None}
+            text, sep = sep + _dumps(row), ","
+            return text
+
+        tail = "]}}"
+    elif fmt == "xml":
+        head = "".join(f"<variable name={quoteattr(n)}/>" for n in names)
+        out.write(
+            b'<?xml version="1.0"?><sparql xmlns="http://www.w3.org/2005/sparql-results#">'
+            + f"<head>{head}</head><results>".encode()
+        )
+
+        def encode(solution: ox.QuerySolution) -> str:
+            inner = "".join(
+                f"<binding name={quoteattr(n)}>{_xml_term(t)}</binding>"
+                for n, t in zip(names, solution, strict=True)
+                if t is not None
+            )
+            return f"<result>{inner}</result>"
+
+        tail = "</results></sparql>"
+    elif fmt == "csv":
+        out.write((",".join(names) + "\r\n").encode())
+
+        def encode(solution: ox.QuerySolution) -> str:
+            return ",".join(_csv_term(t) for t in solution) + "\r\n"
+
+        tail = ""
+    elif fmt == "tsv":
+        out.write(("\t".join("?" + n for n in names) + "\n").encode())
+
+        def encode(solution: ox.QuerySolution) -> str:
+            return "\t".join(_tsv_term(t) for t in solution) + "\n"
+
+        tail = ""
+    else:
+        raise ValueError(f"not a results format: {fmt}")
+    batch: list[str] = []
+    for solution in _capped(solutions, max_rows):
+        batch.append(encode(solution))  # type: ignore[arg-type]
+        rows += 1
+        if len(batch) >= 256:
+            out.write("".join(batch).encode())
+            batch.clear()
+    out.write(("".join(batch) + tail).encode())
+    return rows
+
+
+def write_boolean(value: bool, fmt: str, out: Writer) -> None:
+    """ASK results, byte-compatible with pyoxigraph."""
+    word = "true" if value else "false"
+    if fmt == "json":
+        out.write(f'{{"head":{{}},"boolean":{word}}}'.encode())
+    elif fmt == "xml":
+        out.write(
+            b'<?xml version="1.0"?><sparql xmlns="http://www.w3.org/2005/sparql-results#">'
+            + f"<head></head><boolean>{word}</boolean></sparql>".encode()
+        )
+    elif fmt in ("csv", "tsv"):
+        out.write(word.encode())
+    else:
+        raise ValueError(f"not a results format: {fmt}")
+
+
+def write_triples(
+    triples: Iterable[ox.Triple],
+    fmt: str,
+    out: Writer,
+    max_rows: int,
+    prefixes: dict[str, str] | None = None,
+) -> int:
+    """Write CONSTRUCT/DESCRIBE triples in an RDF format; returns the triple count."""
+    rdf_format = RDF_FORMATS[fmt]
+    count = 0
+
+    def feed() -> Iterator[ox.Triple | ox.Quad]:
+        nonlocal count
+        for triple in _capped(triples, max_rows):
+            count += 1
+            if rdf_format.supports_datasets:
+                yield ox.Quad(triple.subject, triple.predicate, triple.object)  # type: ignore[attr-defined]
+            else:
+                yield triple  # type: ignore[misc]
+
+    ox.serialize(
+        feed(), out, rdf_format, prefixes=prefixes if fmt in _PREFIXED and prefixes else None
+    )
+    return count
+
+
+def _dumps(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))

@@ -1,0 +1,143 @@
+"""The query worker process: opens one read-only snapshot, runs queries, spools results.
+
+Each worker is a separate process so a runaway query can be killed (pyoxigraph has no
+cancellation) and so results iterators, which are bound to the thread that created them, are
+created and consumed in this process's one thread.
+
+Protocol over a multiprocessing Connection (parent → worker): a `Job` dict, or None to stop.
+Worker → parent: ("ready", pid) once, then per job ("ok", meta) or ("error", kind, message).
+A small result travels inline in `meta["inline"]`; a larger one is written to `job["spool"]`
+(a file the parent chose, streams and deletes), so the worker is free as soon as it is done.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+from typing import Any, TypedDict
+
+import pyoxigraph as ox
+
+from kg.sparql.results import RowCapExceeded, write_boolean, write_solutions, write_triples
+
+RESULT_FORMATS = ("json", "xml", "csv", "tsv")
+
+
+class Job(TypedDict):
+    query: str
+    format: str
+    base_iri: str | None
+    default_graph: list[str] | None
+    named_graphs: list[str] | None
+    union: bool
+    max_rows: int
+    max_bytes: int
+    inline_limit: int
+    spool: str
+    prefixes: dict[str, str]
+
+
+class ResultTooLarge(Exception):
+    pass
+
+
+class Spool:
+    """A binary writer that stays in memory up to `inline_limit`, then continues in a file."""
+
+    def __init__(self, path: str, inline_limit: int, max_bytes: int) -> None:
+        self.path = path
+        self.inline_limit = inline_limit
+        self.max_bytes = max_bytes
+        self.buffer = bytearray()
+        self.file: Any = None
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.size += len(data)
+        if self.size > self.max_bytes:
+            raise ResultTooLarge(f"the result is larger than {self.max_bytes} bytes")
+        if self.file is not None:
+            self.file.write(data)
+        else:
+            self.buffer += data
+            if len(self.buffer) > self.inline_limit:
+                self.file = open(self.path, "wb")  # noqa: SIM115 - closed in finish()
+                self.file.write(self.buffer)
+                self.buffer = bytearray()
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def finish(self) -> dict[str, Any]:
+        if self.file is not None:
+            self.file.close()
+            return {"inline": None, "path": self.path, "size": self.size}
+        return {"inline": bytes(self.buffer), "path": None, "size": self.size}
+
+    def discard(self) -> None:
+        if self.file is not None:
+            self.file.close()
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:
+                pass
+
+
+def run_job(store: ox.Store, job: Job) -> tuple[Any, ...]:
+    """Execute one query and serialize it; every failure becomes an ("error", kind, msg)."""
+    kwargs: dict[str, Any] = {}
+    if job["default_graph"] is not None or job["named_graphs"] is not None:
+        kwargs["default_graph"] = [ox.NamedNode(g) for g in job["default_graph"] or []]
+        kwargs["named_graphs"] = [ox.NamedNode(g) for g in job["named_graphs"] or []]
+    elif job["union"]:
+        kwargs["use_default_graph_as_union"] = True
+    spool = Spool(job["spool"], job["inline_limit"], job["max_bytes"])
+    fmt = job["format"]
+    try:
+        results = store.query(job["query"], base_iri=job["base_iri"], **kwargs)
+        if isinstance(results, ox.QuerySolutions):
+            fmt = fmt if fmt in RESULT_FORMATS else "json"
+            rows = write_solutions(results, fmt, spool, job["max_rows"])
+        elif isinstance(results, ox.QueryBoolean):
+            fmt = fmt if fmt in RESULT_FORMATS else "json"
+            write_boolean(bool(results), fmt, spool)
+            rows = 1
+        else:
+            fmt = fmt if fmt not in RESULT_FORMATS else "turtle"
+            rows = write_triples(results, fmt, spool, job["max_rows"], job["prefixes"])
+    except SyntaxError as exc:
+        spool.discard()
+        return ("error", "syntax", str(exc))
+    except RowCapExceeded as exc:
+        spool.discard()
+        return ("error", "too_many_rows", str(exc))
+    except ResultTooLarge as exc:
+        spool.discard()
+        return ("error", "too_large", str(exc))
+    except (OSError, ValueError, TypeError, RuntimeError) as exc:
+        spool.discard()
+        if spool.size > spool.max_bytes:  # raised in write(), wrapped by pyoxigraph
+            return ("error", "too_large", f"the result is larger than {spool.max_bytes} bytes")
+        if "more than" in str(exc) and "rows" in str(exc):
+            return ("error", "too_many_rows", str(exc))
+        return ("error", "failed", f"{type(exc).__name__}: {exc}")
+    return ("ok", {"format": fmt, "rows": rows, **spool.finish()})
+
+
+def main(conn: Any, snapshot: str, memory_limit: int | None) -> None:
+    """Entry point of a worker process (started by kg.sparql.executor)."""
+    if memory_limit:
+        # a sort over a cartesian product can exhaust memory before the time limit: fail alone
+        resource.setrlimit(resource.RLIMIT_DATA, (memory_limit, memory_limit))
+    store = ox.Store.read_only(snapshot)
+    conn.send(("ready", os.getpid()))
+    while True:
+        try:
+            job = conn.recv()
+        except (EOFError, OSError):
+            break
+        if job is None:
+            break
+        conn.send(run_job(store, job))
+    conn.close()

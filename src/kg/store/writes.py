@@ -1,0 +1,325 @@
+"""Writes as transactions: rehearse, validate with SHACL, then commit, so a refused write changes
+nothing.
+
+How a write (a SPARQL Update, or the update text a Graph Store request is turned into) runs,
+all under `EmbeddedStore.write_lock` (one writer; pyoxigraph does not detect every write-write
+conflict):
+
+1. LOAD and SERVICE are refused unless allow-listed (S1's kg.sparql.guard, then
+   kg.store.update_text as a second layer), before anything executes: the rehearsal would
+   fetch the URL. A query sent as an update is a 400 there too.
+2. Rehearsal: the whole dataset is copied into an in-memory pyoxigraph store (blank node ids
+   kept) and the update runs there. A syntax error is a 400 with pyoxigraph's message and
+   position; an evaluation error (e.g. CREATE of an existing graph) a 400 too.
+3. The difference before/after gives the affected graphs. The data checked with pySHACL is
+   those graphs after the update plus context: the ontology and vocabulary graphs (so
+   `sh:targetClass` sees subclasses) and the `rdf:type` statements, from any graph, of the
+   nodes they point to (so `sh:class` works across graphs). Shapes are every `*.ttl` in
+   `settings.shapes_dir`, parsed with the base IRI; no shapes means no check.
+4. Only violations the write introduces block it (result severity sh:Violation, counted by
+   focus node, path, value, shape and constraint, after versus before): a graph that already
+   violated a shape stays editable, and a write cannot make it worse. A blocked write raises
+   ShapeViolation (422) with the results.
+5. Commit: the same update text runs on the on-disk store; `Store.update` is atomic. Then
+   `store.bump_version()` and `await executor.refresh()` give readers a new snapshot.
+
+Limits: the rehearsal copies the dataset into memory and diffs it in Python, which is fine for
+this knowledge graph (thousands to a few hundred thousand quads) but not for a store of many
+millions; there the rehearsal should copy only the graphs the update can touch. Functions with
+fresh values (NOW, RAND, UUID, STRUUID, BNODE, blank nodes in templates) are evaluated twice,
+in the rehearsal and at commit, so committed values can differ from the validated ones (shapes
+rarely constrain them). The default graph of an update is the store's real default graph, not
+the union that queries see: address named graphs with GRAPH, USING or WITH.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyoxigraph as ox
+import rdflib
+from rdflib.namespace import RDF, SH
+from starlette.concurrency import run_in_threadpool
+
+from kg.config import Settings
+from kg.errors import ClientError, NotFound, ShapeViolation, UpdateSyntaxError
+from kg.store import update_text
+from kg.store.embedded import EmbeddedStore
+
+log = logging.getLogger("kg.writes")
+
+RDF_TYPE = ox.NamedNode(str(RDF.type))
+MAX_REPORTED = 50
+
+GraphName = ox.NamedNode | ox.DefaultGraph
+
+
+@dataclass
+class WriteOutcome:
+    """What a committed (or empty) write did."""
+
+    added: int = 0
+    removed: int = 0
+    graphs: list[str] = field(default_factory=list)  # affected graphs; "" is the default graph
+    existed: bool = True  # whether the graph a Graph Store request names existed before
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.removed or self.graphs)
+
+
+# --- shapes ---------------------------------------------------------------------------------
+
+_shapes_cache: dict[tuple[str, str], tuple[tuple[Any, ...], rdflib.Graph | None]] = {}
+
+
+def load_shapes(shapes_dir: Path, base_iri: str) -> rdflib.Graph | None:
+    """Every *.ttl in shapes_dir as one rdflib Graph (None when there are none); cached until a
+    file changes."""
+    files = sorted(Path(shapes_dir).glob("*.ttl")) if Path(shapes_dir).is_dir() else []
+    signature = tuple((f.name, f.stat().st_mtime_ns, f.stat().st_size) for f in files)
+    key = (str(shapes_dir), base_iri)
+    cached = _shapes_cache.get(key)
+    if cached and cached[0] == signature:
+        return cached[1]
+    graph: rdflib.Graph | None = None
+    if files:
+        graph = rdflib.Graph()
+        for file in files:
+            graph.parse(file, format="turtle", publicID=base_iri)
+    _shapes_cache[key] = (signature, graph)
+    return graph
+
+
+# --- conversion and validation --------------------------------------------------------------
+
+
+def _term(term: Any) -> rdflib.term.Node:
+    if isinstance(term, ox.NamedNode):
+        return rdflib.URIRef(term.value)
+    if isinstance(term, ox.BlankNode):
+        return rdflib.BNode(term.value)
+    if isinstance(term, ox.Literal):
+        if term.language:
+            return rdflib.Literal(term.value, lang=term.language)
+        return rdflib.Literal(term.value, datatype=rdflib.URIRef(term.datatype.value))
+    raise ClientError(f"unsupported RDF term in a write: {term}")
+
+
+def _validation_data(
+    store: ox.Store, graphs: Iterable[GraphName], context_graphs: Iterable[GraphName]
+) -> rdflib.Graph:
+    """Affected graphs + ontology/vocabulary + types of the nodes they reference, as triples."""
+    data = rdflib.Graph()
+    objects: set[Any] = set()
+    for graph in graphs:
+        for quad in store.quads_for_pattern(None, None, None, graph):
+            data.add((_term(quad.subject), _term(quad.predicate), _term(quad.object)))
+            if isinstance(quad.object, ox.NamedNode | ox.BlankNode):
+                objects.add(quad.object)
+    for graph in context_graphs:
+        for quad in store.quads_for_pattern(None, None, None, graph):
+            data.add((_term(quad.subject), _term(quad.predicate), _term(quad.object)))
+    for node in objects:
+        for quad in store.quads_for_pattern(node, RDF_TYPE, None, None):
+            data.add((_term(quad.subject), _term(quad.predicate), _term(quad.object)))
+    return data
+
+
+def _violations(data: rdflib.Graph, shapes: rdflib.Graph) -> list[dict[str, str]]:
+    """pySHACL's results of severity sh:Violation, as plain dicts. Graph objects only: given a
+    string, pySHACL would fetch it as a URL."""
+    import pyshacl  # imported lazily: slow to import, needed only when shapes exist
+
+    _conforms, report, _text = pyshacl.validate(
+        data, shacl_graph=shapes, inference="none", advanced=True, allow_warnings=True
+    )
+    results = []
+    for result in report.subjects(RDF.type, SH.ValidationResult):
+        if report.value(result, SH.resultSeverity) != SH.Violation:
+            continue
+        entry = {}
+        for key, prop in (
+            ("focusNode", SH.focusNode),
+            ("resultPath", SH.resultPath),
+            ("value", SH.value),
+            ("sourceShape", SH.sourceShape),
+            ("sourceConstraintComponent", SH.sourceConstraintComponent),
+            ("message", SH.resultMessage),
+        ):
+            value = report.value(result, prop)
+            if value is not None:
+                entry[key] = str(value) if key == "message" else value.n3()
+        results.append(entry)
+    return results
+
+
+def _key(result: dict[str, str]) -> tuple[str, ...]:
+    return tuple(result.get(k, "") for k in ("focusNode", "resultPath", "value", "sourceShape",
+                                              "sourceConstraintComponent"))
+
+
+def _summary(results: list[dict[str, str]]) -> str:
+    shown = "; ".join(
+        f"{r.get('focusNode', '?')} {r.get('resultPath', '')}: {r.get('message', 'violation')}"
+        for r in results[:3]
+    )
+    more = f" (and {len(results) - 3} more)" if len(results) > 3 else ""
+    return f"The write would violate {len(results)} SHACL constraint(s): {shown}{more}. Nothing " \
+        "was changed."
+
+
+# --- the transaction ------------------------------------------------------------------------
+
+
+def _graph_label(graph: GraphName) -> str:
+    return graph.value if isinstance(graph, ox.NamedNode) else ""
+
+
+def _run(store: ox.Store, text: str, base_iri: str) -> None:
+    try:
+        store.update(text, base_iri=base_iri)
+    except SyntaxError as exc:
+        message = str(exc)
+        raise UpdateSyntaxError(message, position=_position(message)) from exc
+    except (RuntimeError, ValueError, OSError) as exc:
+        raise ClientError(f"The update failed: {exc}") from exc
+
+
+def _position(message: str) -> dict[str, int] | None:
+    """'error at 1:10: ...' → {'line': 1, 'column': 10}."""
+    import re
+
+    match = re.search(r"at (\d+):(\d+)", message)
+    return {"line": int(match[1]), "column": int(match[2])} if match else None
+
+
+def transact(
+    store: EmbeddedStore,
+    text: str,
+    *,
+    base_iri: str,
+    shapes: rdflib.Graph | None,
+    context_graphs: Iterable[GraphName] = (),
+    probe: GraphName | None = None,
+    must_exist: bool = False,
+) -> WriteOutcome:
+    """Rehearse `text` in memory, validate the affected graphs, then commit it (see module doc).
+
+    `probe` names a graph whose prior existence is reported (Graph Store 201 vs 204);
+    with `must_exist`, a missing probe graph is a 404 and nothing runs.
+    """
+    with store.write_lock:
+        raw = store.raw
+        existed = True
+        if isinstance(probe, ox.NamedNode):
+            existed = raw.contains_named_graph(probe)
+            if must_exist and not existed:
+                raise NotFound(f"No graph <{probe.value}> in the store.")
+        before_quads = list(raw.quads_for_pattern(None, None, None, None))
+        before_graphs = set(raw.named_graphs())
+        rehearsal = ox.Store()
+        rehearsal.extend(before_quads)
+        for graph in before_graphs:
+            rehearsal.add_graph(graph)
+        _run(rehearsal, text, base_iri)
+
+        after_quads = set(rehearsal.quads_for_pattern(None, None, None, None))
+        before_set = set(before_quads)
+        added, removed = after_quads - before_set, before_set - after_quads
+        after_graphs = set(rehearsal.named_graphs())
+        affected: set[GraphName] = {q.graph_name for q in added | removed}
+        affected |= before_graphs ^ after_graphs
+        if not affected:
+            return WriteOutcome(existed=existed)
+
+        if shapes is not None and (added or removed):
+            context = [g for g in context_graphs if g not in affected]
+            after = _violations(_validation_data(rehearsal, affected, context), shapes)
+            if after:
+                before = _violations(_validation_data(raw, affected, context), shapes)
+                new = Counter(map(_key, after)) - Counter(map(_key, before))
+                if new:
+                    blocking = [r for r in after if _key(r) in new][:MAX_REPORTED]
+                    raise ShapeViolation(
+                        _summary(blocking), violations=blocking, violation_count=sum(new.values())
+                    )
+        _run(raw, text, base_iri)
+        raw.flush()
+        return WriteOutcome(
+            added=len(added),
+            removed=len(removed),
+            graphs=sorted(_graph_label(g) for g in affected),
+            existed=existed,
+        )
+
+
+# --- entry points for the routes ------------------------------------------------------------
+
+
+def check_update_text(text: str, settings: Settings) -> None:
+    """Refuse LOAD/SERVICE that is not allow-listed, before any execution (the rehearsal would
+    run them): S1's guard (kg.sparql.guard.check_update), and our own scan as a second layer."""
+    from kg.sparql import guard  # lazily: kg.sparql imports nothing from here, keep it so
+
+    guard.check_update(text, settings.allow_service, settings.allow_load)
+    update_text.check_remote_access(
+        text,
+        base_iri=settings.base_iri,
+        allow_load=settings.allow_load,
+        allow_service=settings.allow_service,
+    )
+
+
+async def commit(
+    state: Any,
+    text: str,
+    *,
+    probe: GraphName | None = None,
+    must_exist: bool = False,
+    generated: bool = False,
+) -> WriteOutcome:
+    """Run one write transaction off the event loop, then publish it to readers.
+
+    `generated` marks text this service wrote itself (Graph Store requests: N-Triples from
+    pyoxigraph's serializer inside INSERT DATA), which needs no LOAD/SERVICE scan."""
+    settings: Settings = state.settings
+    if not generated:
+        check_update_text(text, settings)
+    shapes = load_shapes(settings.shapes_dir, settings.base_iri)
+    context = [
+        ox.NamedNode(f"{settings.base_iri}graph/ontology"),
+        ox.NamedNode(f"{settings.base_iri}graph/vocabulary"),
+    ]
+    outcome = await run_in_threadpool(
+        transact,
+        state.store,
+        text,
+        base_iri=settings.base_iri,
+        shapes=shapes,
+        context_graphs=context,
+        probe=probe,
+        must_exist=must_exist,
+    )
+    if outcome.changed:
+        state.store.bump_version()
+        await state.executor.refresh()
+        log.info("write committed: +%d -%d in %d graph(s)", outcome.added, outcome.removed,
+                 len(outcome.graphs))
+    return outcome
+
+
+async def run_update(
+    state: Any,
+    text: str,
+    using_graph_uris: Iterable[str] = (),
+    using_named_graph_uris: Iterable[str] = (),
+) -> WriteOutcome:
+    """A SPARQL Update request: protocol dataset applied, then one transaction."""
+    text = update_text.apply_protocol_dataset(text, using_graph_uris, using_named_graph_uris)
+    return await commit(state, text)
