@@ -17,7 +17,8 @@ from pathlib import Path
 import psutil
 
 HOST = "127.0.0.1"
-SERVER_NAMES = ("kg", "oxigraph", "rdflib")
+ROOT = Path(__file__).resolve().parents[1]
+SERVER_NAMES = ("kg", "oxigraph", "rdflib", "inprocess")
 
 
 def free_port() -> int:
@@ -121,7 +122,7 @@ def _spawn(name: str, argv: list[str], endpoint_path: str, port: int, log_dir: P
     environment = {**os.environ, **(env or {})}
     with log_path.open("wb") as log:
         process = subprocess.Popen(argv, env=environment, stdout=log, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL)
+                                   stdin=subprocess.DEVNULL, cwd=ROOT)
     return Server(name, f"http://{HOST}:{port}{endpoint_path}", process, log_path, env=env or {})
 
 
@@ -168,3 +169,12 @@ def start_rdflib(data: Path, log_dir: Path, timeout: float = 1800) -> Server:
     )
     argv = [sys.executable, "-c", script, str(data), HOST, str(port)]
     return _wait(_spawn("rdflib", argv, "/sparql", port, log_dir), timeout)
+
+
+def start_inprocess(store: Path, log_dir: Path, base_iri: str, timeout: float = 120) -> Server:
+    """The isolation baseline (bench/inprocess_app.py): pyoxigraph called in the request thread."""
+    port = free_port()
+    env = {"BENCH_STORE_PATH": str(store), "BENCH_BASE_IRI": base_iri}
+    argv = [sys.executable, "-m", "uvicorn", "--factory", "bench.inprocess_app:create_app",
+            "--host", HOST, "--port", str(port), "--no-access-log", "--log-level", "warning"]
+    return _wait(_spawn("inprocess", argv, "/sparql", port, log_dir, env), timeout)

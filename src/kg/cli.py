@@ -16,21 +16,34 @@ from kg.config import Settings, get_settings
 from kg.errors import KgError
 from kg.namespaces import kg_prefixes
 
-app = typer.Typer(help="Knowledge graph of EU–Japan security and defence cooperation.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="Knowledge graph of EU–Japan security and defence cooperation.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 console = Console()
 err = Console(stderr=True)
 
-RESULT_FORMATS = {"json": ox.QueryResultsFormat.JSON, "csv": ox.QueryResultsFormat.CSV,
-                  "tsv": ox.QueryResultsFormat.TSV, "xml": ox.QueryResultsFormat.XML}
-GRAPH_FORMATS = {"ttl": ox.RdfFormat.TURTLE, "nt": ox.RdfFormat.N_TRIPLES,
-                 "nq": ox.RdfFormat.N_QUADS, "trig": ox.RdfFormat.TRIG,
-                 "jsonld": ox.RdfFormat.JSON_LD, "xml": ox.RdfFormat.RDF_XML}
+RESULT_FORMATS = {
+    "json": ox.QueryResultsFormat.JSON,
+    "csv": ox.QueryResultsFormat.CSV,
+    "tsv": ox.QueryResultsFormat.TSV,
+    "xml": ox.QueryResultsFormat.XML,
+}
+GRAPH_FORMATS = {
+    "ttl": ox.RdfFormat.TURTLE,
+    "nt": ox.RdfFormat.N_TRIPLES,
+    "nq": ox.RdfFormat.N_QUADS,
+    "trig": ox.RdfFormat.TRIG,
+    "jsonld": ox.RdfFormat.JSON_LD,
+    "xml": ox.RdfFormat.RDF_XML,
+}
 
 
 def _fail(exc: KgError) -> None:
-    err.print(f"[bold red]{exc.title}[/]: {exc.detail}", markup=True, highlight=False,
-              soft_wrap=True)
+    err.print(
+        f"[bold red]{exc.title}[/]: {exc.detail}", markup=True, highlight=False, soft_wrap=True
+    )
     raise typer.Exit(1)
 
 
@@ -45,14 +58,17 @@ def _print_report(report: object, wrote: bool) -> None:
     for name, count in report.graphs.items():
         graphs.add_row(name, str(count))
     console.print(classes, graphs)
-    console.print(f"{report.documents} documents, {report.entities} entities, "
-                  f"{report.claims} claims, {report.mentions} mentions, "
-                  f"{report.inferred} inferred, {report.quads} quads in total")
+    console.print(
+        f"{report.documents} documents, {report.entities} entities, "
+        f"{report.claims} claims, {report.mentions} mentions, "
+        f"{report.inferred} inferred, {report.quads} quads in total"
+    )
     steps = ", ".join(f"{k} {v:.2f}s" for k, v in report.timings.items())
     console.print(f"steps: {steps}")
     if wrote:
-        console.print(f"store: {report.store_dir}; dumps: "
-                      + ", ".join(str(p) for p in report.dumps.values()))
+        console.print(
+            f"store: {report.store_dir}; dumps: " + ", ".join(str(p) for p in report.dumps.values())
+        )
 
 
 def _progress() -> object:
@@ -95,10 +111,12 @@ def _open_store(settings: Settings) -> ox.Store:
 @app.command()
 def query(
     sparql: Annotated[str | None, typer.Argument(help="SPARQL query text")] = None,
-    file: Annotated[Path | None, typer.Option("--file", "-f", help="Read the query from a file")]
-    = None,
-    fmt: Annotated[str, typer.Option("--format", help="table|json|csv|tsv|xml|ttl|nt|nq|trig|"
-                                     "jsonld")] = "table",
+    file: Annotated[
+        Path | None, typer.Option("--file", "-f", help="Read the query from a file")
+    ] = None,
+    fmt: Annotated[
+        str, typer.Option("--format", help="table|json|csv|tsv|xml|ttl|nt|nq|trig|jsonld")
+    ] = "table",
 ) -> None:
     """Run a SPARQL query against the built store (the default graph is the union of all)."""
     settings = get_settings()
@@ -109,8 +127,11 @@ def query(
         raise typer.Exit(2)
     store = _open_store(settings)
     try:
-        result = store.query(sparql, use_default_graph_as_union=settings.union_default_graph,
-                             prefixes=kg_prefixes(settings.base_iri))
+        result = store.query(
+            sparql,
+            use_default_graph_as_union=settings.union_default_graph,
+            prefixes=kg_prefixes(settings.base_iri),
+        )
     except SyntaxError as exc:
         err.print(f"SPARQL syntax error: {exc}")
         raise typer.Exit(1) from None
@@ -142,8 +163,11 @@ def query(
             data: list = [ox.Quad(t.subject, t.predicate, t.object) for t in triples]
         else:
             data = triples
-        prefixes = kg_prefixes(settings.base_iri) if rdf in (ox.RdfFormat.TURTLE,
-                                                              ox.RdfFormat.TRIG) else None
+        prefixes = (
+            kg_prefixes(settings.base_iri)
+            if rdf in (ox.RdfFormat.TURTLE, ox.RdfFormat.TRIG)
+            else None
+        )
         out.write(ox.serialize(data, format=rdf, prefixes=prefixes))
     out.flush()
 
@@ -166,8 +190,14 @@ def serve(
     settings = get_settings()
     if not settings.store_path.exists():
         build()
-    uvicorn.run("kg.server.app:create_app", factory=True, host=host or settings.host,
-                port=port or settings.port, reload=reload, log_level=settings.log_level)
+    uvicorn.run(
+        "kg.server.app:create_app",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        reload=reload,
+        log_level=settings.log_level,
+    )
 
 
 @app.command()
@@ -176,16 +206,19 @@ def stats() -> None:
     settings = get_settings()
     store = _open_store(settings)
     graphs = Table("graph", "quads", title="Quads per graph")
-    for row in store.query("SELECT ?g (COUNT(*) AS ?n) WHERE { GRAPH ?g { ?s ?p ?o } } "
-                           "GROUP BY ?g ORDER BY ?g"):
+    for row in store.query(
+        "SELECT ?g (COUNT(*) AS ?n) WHERE { GRAPH ?g { ?s ?p ?o } } GROUP BY ?g ORDER BY ?g"
+    ):
         graphs.add_row(row["g"].value, row["n"].value)
     classes = Table("class", "entities", title="Entities per class (asserted)")
     kg = settings.kg_ns
-    q = ("SELECT ?c (COUNT(DISTINCT ?s) AS ?n) WHERE { GRAPH ?g { ?s a ?c } "
-         f"FILTER(STRSTARTS(STR(?g), \"{settings.base_iri}graph/doc/\")) "
-         f"FILTER(STRSTARTS(STR(?c), \"{kg}\")) }} GROUP BY ?c ORDER BY ?c")
+    q = (
+        "SELECT ?c (COUNT(DISTINCT ?s) AS ?n) WHERE { GRAPH ?g { ?s a ?c } "
+        f'FILTER(STRSTARTS(STR(?g), "{settings.base_iri}graph/doc/")) '
+        f'FILTER(STRSTARTS(STR(?c), "{kg}")) }} GROUP BY ?c ORDER BY ?c'
+    )
     for row in store.query(q):
-        classes.add_row(row["c"].value[len(kg):], row["n"].value)
+        classes.add_row(row["c"].value[len(kg) :], row["n"].value)
     console.print(graphs, classes)
     manifest = settings.dumps_dir / "manifest.json"
     if manifest.exists():
@@ -208,9 +241,11 @@ def export(
     elif fmt == "trig":
         store.dump(str(out), format=ox.RdfFormat.TRIG, prefixes=prefixes)
     elif fmt == "ttl":
-        triples = {ox.Triple(q.subject, q.predicate, q.object) for q in store}
-        out.write_bytes(ox.serialize(sorted(triples, key=str), format=ox.RdfFormat.TURTLE,
-                                     prefixes=prefixes))
+        union = ox.Store()
+        union.bulk_extend(ox.Quad(q.subject, q.predicate, q.object) for q in store)
+        union.dump(
+            str(out), format=ox.RdfFormat.TURTLE, prefixes=prefixes, from_graph=ox.DefaultGraph()
+        )
     else:
         err.print(f"--format {fmt}: expected trig, nq or ttl")
         raise typer.Exit(2)

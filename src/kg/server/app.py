@@ -4,17 +4,23 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.staticfiles import StaticFiles
 
 from kg import __version__
 from kg.config import Settings, get_settings
 from kg.server import problems
-from kg.server.routes import describe, graph_store, linked_data, ops, sparql
+from kg.server.access import AccessMiddleware, configure_logging
+from kg.server.limits import RequestSizeLimit
+from kg.server.routes import describe, graph_store, linked_data, ops, sparql, workbench
 from kg.server.state import AppState
 from kg.sparql.executor import QueryExecutor
 from kg.store.embedded import EmbeddedStore
+
+STATIC_DIR = Path(__file__).parent / "static"
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -46,7 +52,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_headers=["Accept", "Content-Type", "If-None-Match"],
         expose_headers=["ETag", "Content-Location", "Link"],
     )
+    app.add_middleware(RequestSizeLimit, max_bytes=settings.max_request_bytes)
+    configure_logging(settings.log_level)
+    app.add_middleware(AccessMiddleware)  # outermost: counts and logs every response
     problems.install(app)
-    for module in (ops, sparql, graph_store, describe, linked_data):
+    for module in (ops, sparql, graph_store, describe, linked_data, workbench):
         app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

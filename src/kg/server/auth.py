@@ -1,6 +1,6 @@
 """Who may write: one shared token, sent as a Bearer token or as the password of HTTP Basic.
 
-Decisions (documented in the README's Configuration section too):
+Decisions:
 
 - No `write_token` configured: every write is refused with 403 "Writes are disabled", whatever
   the request carries; the public service is read-only by default.

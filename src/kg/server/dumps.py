@@ -61,7 +61,7 @@ def _from_dir(directory: Path, built: bool) -> dict[str, Dump]:
             continue
         stat = entry.stat()
         found[entry.name] = Dump(entry.name, media, Path(entry.path), stat.st_size,
-                                 datetime.fromtimestamp(stat.st_mtime, tz=UTC), built)
+                                 datetime.fromtimestamp(int(stat.st_mtime), tz=UTC), built)
     return found
 
 
@@ -106,4 +106,4 @@ async def find_dump(state: AppState, name: str) -> Dump | None:
         path = await run_in_threadpool(_export, state, name)
     stat = path.stat()
     return Dump(name, dump.media_type, path, stat.st_size,
-                datetime.fromtimestamp(stat.st_mtime, tz=UTC), False)
+                datetime.fromtimestamp(int(stat.st_mtime), tz=UTC), False)

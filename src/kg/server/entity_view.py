@@ -149,7 +149,7 @@ def build_view(quads: list[ox.Quad], iri: str, base_iri: str, root: str) -> Enti
             types.setdefault(str(q.object), r.value(q.object))
             continue
         values = by_predicate[q.predicate.value]
-        shown, graphs = values.setdefault(str(q.object), (r.value(q.object), []))
+        _shown, graphs = values.setdefault(str(q.object), (r.value(q.object), []))
         if (g := r.graph(q)) is not None:
             graphs.append(g)
     properties = sorted(
@@ -221,7 +221,8 @@ def _mentions(r: _Reader, nodes: set[object], kg: str) -> list[DocumentMentions]
         entry.count += 1
         passage = r.first(node, kg + "passage")
         locator = _text(r.first(passage, kg + "locator")) if passage is not None else None
-        start, end = _text(r.first(node, kg + "startOffset")), _text(r.first(node, kg + "endOffset"))
+        start = _text(r.first(node, kg + "startOffset"))
+        end = _text(r.first(node, kg + "endOffset"))
         text = _text(r.first(node, kg + "matchedText"))
         place = locator or (f"characters {start}–{end}" if start and end else None)
         if place:

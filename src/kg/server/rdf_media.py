@@ -124,19 +124,46 @@ def _rank_default(media: RdfMedia | None) -> int:
     return len(RDF_MEDIA) if media is None else RDF_MEDIA.index(media)
 
 
+def _used_prefixes(quads: list[ox.Quad], prefixes: dict[str, str]) -> dict[str, str]:
+    """Only the prefixes the data uses, and none whose local names would need escaping
+    (id:agreement\\/spa is valid Turtle but unreadable: full IRIs read better)."""
+    iris = {t.value for q in quads for t in (q.subject, q.predicate, q.object, q.graph_name)
+            if isinstance(t, ox.NamedNode)}
+    iris |= {q.object.datatype.value for q in quads if isinstance(q.object, ox.Literal)}
+    used: dict[str, str] = {}
+    for prefix, ns in prefixes.items():
+        locals_ = [iri[len(ns):] for iri in iris if iri.startswith(ns)]
+        if locals_ and not any("/" in name for name in locals_):
+            used[prefix] = ns
+    return used
+
+
 def serialize(
-    quads: list[ox.Quad], media: RdfMedia, prefixes: dict[str, str]
+    quads: list[ox.Quad], media: RdfMedia, prefixes: dict[str, str], *, sort: bool = True
 ) -> bytes:
-    """Quads as the chosen format; triple formats drop the graph (duplicates merged)."""
-    ordered = sorted(quads, key=lambda q: (str(q.graph_name), str(q.subject), str(q.predicate)))
+    """Quads as the chosen format; triple formats drop the graph (duplicates merged).
+
+    `sort=False` keeps the caller's order of subjects (first appearance) so a hand-built
+    description (service description, VoID) reads top-down; each subject's statements are
+    grouped either way, which the Turtle and TriG writers need to nest them.
+    """
+    used = _used_prefixes(quads, prefixes)
+    if sort:
+        ordered = sorted(quads, key=lambda q: (str(q.graph_name), str(q.subject),
+                                               str(q.predicate)))
+    else:
+        groups: dict[tuple[str, str], list[ox.Quad]] = {}
+        for q in quads:
+            groups.setdefault((str(q.graph_name), str(q.subject)), []).append(q)
+        ordered = [q for group in groups.values() for q in group]
     if media.is_dataset:
-        return ox.serialize(ordered, format=media.format, prefixes=prefixes)
+        return ox.serialize(ordered, format=media.format, prefixes=used)
+    if sort:
+        ordered.sort(key=lambda q: (str(q.subject), str(q.predicate)))
+    else:
+        by_subject: dict[str, list[ox.Quad]] = {}
+        for q in ordered:
+            by_subject.setdefault(str(q.subject), []).append(q)
+        ordered = [q for group in by_subject.values() for q in group]
     triples = list(dict.fromkeys(q.triple for q in ordered))
-    return ox.serialize(triples, format=media.format, prefixes=prefixes)
-
-
-def alternates_link(path: str, current: RdfMedia | None = None) -> str:
-    """A Link header listing every representation of a document at `path` + extension."""
-    links = [f'<{path}.{m.extension}>; rel="alternate"; type="{m.media_type}"'
-             for m in RDF_MEDIA if m is not current]
-    return ", ".join(links)
+    return ox.serialize(triples, format=media.format, prefixes=used)

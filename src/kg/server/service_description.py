@@ -107,5 +107,5 @@ async def render(request: Request, state: AppState) -> Response:
         )
     quads = description_triples(state, stats, endpoint)
     prefixes = {**kg_prefixes(state.settings.base_iri), "formats": FORMATS}
-    return Response(serialize(quads, media, prefixes), media_type=media.media_type,
+    return Response(serialize(quads, media, prefixes, sort=False), media_type=media.media_type,
                     headers=headers)

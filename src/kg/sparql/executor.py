@@ -40,7 +40,6 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -136,7 +135,10 @@ class _Worker:
             await asyncio.wait_for(ready, timeout)
         finally:
             loop.remove_reader(fd)
-        return self.conn.recv()
+            # uvloop leaves the fd non-blocking; Connection.recv needs a blocking fd
+            os.set_blocking(fd, True)
+        # the first bytes are here; the rest of a large message may still be in flight
+        return await asyncio.to_thread(self.conn.recv)
 
     def kill(self) -> None:
         with contextlib.suppress(Exception):
@@ -296,16 +298,23 @@ class QueryExecutor:
             reply = await worker.receive(max(deadline - time.monotonic(), 0.001))
         except TimeoutError:
             self.timeouts += 1
-            log.warning("query timed out after %.1f s; worker %s killed", time.monotonic() - started,
-                        worker.pid)
+            log.warning(
+                "query timed out after %.1f s; worker %s killed",
+                time.monotonic() - started, worker.pid,
+            )
             self._replace(worker)
             _unlink(spool)
             raise QueryTimeout(
                 f"The query exceeded the {self.settings.query_timeout:g} s time limit and was "
-                "stopped. Narrow it (LIMIT, more specific patterns) or avoid sorting large results.",
+                "stopped. Narrow it (LIMIT, more specific patterns) or avoid sorting large "
+                "results.",
                 limit_seconds=self.settings.query_timeout,
             ) from None
         except (EOFError, OSError, BrokenPipeError) as exc:
+            await asyncio.to_thread(worker.process.join, 1)
+            log.error(
+                "query worker %s died (exit code %s): %r", worker.pid, worker.process.exitcode, exc
+            )
             self._replace(worker)
             _unlink(spool)
             raise BackendUnavailable(

@@ -102,8 +102,8 @@ def tokenize(text: str) -> Iterator[Token]:
 class _Scope:
     """BASE and PREFIX declarations seen so far, to resolve a SERVICE/LOAD target."""
 
-    def __init__(self) -> None:
-        self.base: str | None = None
+    def __init__(self, base: str | None) -> None:
+        self.base = base
         self.prefixes: dict[str, str] = {}
 
     def resolve_iri(self, token: Token) -> str | None:
@@ -120,8 +120,13 @@ class _Scope:
         return None
 
 
-def _scan(tokens: Sequence[Token], allow_service: Sequence[str], allow_load: Sequence[str]) -> None:
-    scope = _Scope()
+def _scan(
+    tokens: Sequence[Token],
+    allow_service: Sequence[str],
+    allow_load: Sequence[str],
+    base: str | None,
+) -> None:
+    scope = _Scope(base)
     for i, token in enumerate(tokens):
         if token.kind != "word":
             continue
@@ -146,13 +151,21 @@ def _scan(tokens: Sequence[Token], allow_service: Sequence[str], allow_load: Seq
                     f"{word} is refused: its target ({shown}) is not a resolvable IRI",
                     operation=word,
                 )
-            if not any(target.startswith(prefix) for prefix in allowed if prefix):
+            if not any(_allowed(target, prefix) for prefix in allowed if prefix):
                 raise ForbiddenOperation(
                     f"{word} <{target}> is refused: the target is not allow-listed "
                     f"({setting} is {'empty' if not allowed else list(allowed)})",
                     operation=word,
                     target=target,
                 )
+
+
+def _allowed(target: str, prefix: str) -> bool:
+    """A prefix match on a boundary: `http://a.example` must not admit `http://a.example.evil/`."""
+    if not target.startswith(prefix):
+        return False
+    rest = target[len(prefix):]
+    return not rest or prefix[-1] in "/#?=&" or rest[0] in "/?#"
 
 
 def _classify(tokens: Sequence[Token]) -> Analysis:
@@ -169,7 +182,8 @@ def _classify(tokens: Sequence[Token]) -> Analysis:
             break
     prologue_words = {"BASE", "PREFIX", "VERSION"}
     if all(
-        t.kind in ("iri", "pname", "string") or (t.kind == "word" and t.text.upper() in prologue_words)
+        t.kind in ("iri", "pname", "string")
+        or (t.kind == "word" and t.text.upper() in prologue_words)
         for t in tokens
     ):
         # only a prologue (or nothing): an empty update is valid SPARQL Update, not a query
@@ -178,26 +192,35 @@ def _classify(tokens: Sequence[Token]) -> Analysis:
 
 
 def analyse(
-    text: str, allow_service: Sequence[str] = (), allow_load: Sequence[str] = ()
+    text: str,
+    allow_service: Sequence[str] = (),
+    allow_load: Sequence[str] = (),
+    base: str | None = None,
 ) -> Analysis:
-    """Classify `text` and raise ForbiddenOperation for a SERVICE/LOAD that is not allowed."""
+    """Classify `text` and raise ForbiddenOperation for a SERVICE/LOAD that is not allowed.
+
+    `base` is the base IRI the engine resolves relative IRIs against (before any BASE).
+    """
     raw = list(tokenize(text))
     decoded_text = decode_escapes(text)
     decoded = raw if decoded_text == text else list(tokenize(decoded_text))
-    _scan(raw, allow_service, allow_load)
+    _scan(raw, allow_service, allow_load, base)
     if decoded is not raw:
-        _scan(decoded, allow_service, allow_load)
+        _scan(decoded, allow_service, allow_load, base)
     result = _classify(raw)
     return result if result.operation != "unknown" else _classify(decoded)
 
 
 def check_query(
-    text: str, allow_service: Sequence[str] = (), allow_load: Sequence[str] = ()
+    text: str,
+    allow_service: Sequence[str] = (),
+    allow_load: Sequence[str] = (),
+    base: str | None = None,
 ) -> Analysis:
     """Guard a `query`: an update here is a 400, a forbidden SERVICE a 403."""
     if not text.strip():
         raise BadParameter("The query is empty.")
-    result = analyse(text, allow_service, allow_load)
+    result = analyse(text, allow_service, allow_load, base)
     if result.operation == "update":
         raise BadParameter(
             "This is a SPARQL Update, sent as a query: POST it as `update=` (form) or with "
@@ -207,10 +230,13 @@ def check_query(
 
 
 def check_update(
-    text: str, allow_service: Sequence[str] = (), allow_load: Sequence[str] = ()
+    text: str,
+    allow_service: Sequence[str] = (),
+    allow_load: Sequence[str] = (),
+    base: str | None = None,
 ) -> Analysis:
     """Guard an `update`: a query here is a 400, a forbidden SERVICE/LOAD a 403."""
-    result = analyse(text, allow_service, allow_load)
+    result = analyse(text, allow_service, allow_load, base)
     if result.operation == "query":
         raise BadParameter(
             f"This is a SPARQL {result.form} query, sent as an update: send it as `query=` "

@@ -149,8 +149,10 @@ def _score(fmt: Format, ranges: Sequence[MediaRange]) -> tuple[float, int]:
         exact = media == fmt.media_type
         for r in ranges:
             spec = r.specificity(media)
+            if spec < 0:
+                continue
             # an alias matched exactly ranks below the registered type matched exactly
-            rank = spec * 2 + (1 if exact else 0) if spec > 0 else spec
+            rank = spec * 2 + (1 if exact else 0) if spec > 0 else 0
             if rank > best_spec or (rank == best_spec and r.q > best_q):
                 best_spec, best_q = rank, r.q
     return best_q, best_spec

@@ -144,10 +144,15 @@ def write_solutions(
         out.write(b'{"head":{"vars":' + _dumps(names).encode() + b'},"results":{"bindings":[')
         sep = ""
 
+        keys = [_dumps(n) + ":" for n in names]
+        term_json = _memo(lambda t: _dumps(_json_term(t)))
+
         def encode(solution: ox.QuerySolution) -> str:
             nonlocal sep
-            row = {n: _json_term(t) for n, t in zip(names, solution, strict=True) if t is not None}
-            text, sep = sep + _dumps(row), ","
+            inner = ",".join(
+                k + term_json(t) for k, t in zip(keys, solution, strict=True) if t is not None
+            )
+            text, sep = sep + "{" + inner + "}", ","
             return text
 
         tail = "]}}"
@@ -158,10 +163,13 @@ def write_solutions(
             + f"<head>{head}</head><results>".encode()
         )
 
+        opens = [f"<binding name={quoteattr(n)}>" for n in names]
+        term_xml = _memo(_xml_term)
+
         def encode(solution: ox.QuerySolution) -> str:
             inner = "".join(
-                f"<binding name={quoteattr(n)}>{_xml_term(t)}</binding>"
-                for n, t in zip(names, solution, strict=True)
+                o + term_xml(t) + "</binding>"
+                for o, t in zip(opens, solution, strict=True)
                 if t is not None
             )
             return f"<result>{inner}</result>"
@@ -170,15 +178,19 @@ def write_solutions(
     elif fmt == "csv":
         out.write((",".join(names) + "\r\n").encode())
 
+        term_csv = _memo(_csv_term)
+
         def encode(solution: ox.QuerySolution) -> str:
-            return ",".join(_csv_term(t) for t in solution) + "\r\n"
+            return ",".join(term_csv(t) if t is not None else "" for t in solution) + "\r\n"
 
         tail = ""
     elif fmt == "tsv":
         out.write(("\t".join("?" + n for n in names) + "\n").encode())
 
+        term_tsv = _memo(_tsv_term)
+
         def encode(solution: ox.QuerySolution) -> str:
-            return "\t".join(_tsv_term(t) for t in solution) + "\n"
+            return "\t".join(term_tsv(t) if t is not None else "" for t in solution) + "\n"
 
         tail = ""
     else:
@@ -234,6 +246,21 @@ def write_triples(
         feed(), out, rdf_format, prefixes=prefixes if fmt in _PREFIXED and prefixes else None
     )
     return count
+
+
+def _memo(encode: Callable[[Term], str], size: int = 65536) -> Callable[[Term], str]:
+    """Cache term encodings: result rows repeat the same terms over and over."""
+    cache: dict[Term, str] = {}
+
+    def cached(term: Term) -> str:
+        text = cache.get(term)
+        if text is None:
+            if len(cache) >= size:
+                cache.clear()
+            text = cache[term] = encode(term)
+        return text
+
+    return cached
 
 
 def _dumps(value: object) -> str:

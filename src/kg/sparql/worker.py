@@ -12,8 +12,10 @@ A small result travels inline in `meta["inline"]`; a larger one is written to `j
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
+import traceback
 from typing import Any, TypedDict
 
 import pyoxigraph as ox
@@ -78,10 +80,8 @@ class Spool:
     def discard(self) -> None:
         if self.file is not None:
             self.file.close()
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.path)
-            except FileNotFoundError:
-                pass
 
 
 def run_job(store: ox.Store, job: Job) -> tuple[Any, ...]:
@@ -122,6 +122,10 @@ def run_job(store: ox.Store, job: Job) -> tuple[Any, ...]:
         if "more than" in str(exc) and "rows" in str(exc):
             return ("error", "too_many_rows", str(exc))
         return ("error", "failed", f"{type(exc).__name__}: {exc}")
+    except Exception as exc:  # a bug here must not kill the worker: report it
+        spool.discard()
+        traceback.print_exc()
+        return ("error", "bug", f"{type(exc).__name__}: {exc}")
     return ("ok", {"format": fmt, "rows": rows, **spool.finish()})
 
 

@@ -13,15 +13,17 @@ conflict):
    position; an evaluation error (e.g. CREATE of an existing graph) a 400 too.
 3. The difference before/after gives the affected graphs. The data checked with pySHACL is
    those graphs after the update plus context: the ontology and vocabulary graphs (so
-   `sh:targetClass` sees subclasses) and the `rdf:type` statements, from any graph, of the
-   nodes they point to (so `sh:class` works across graphs). Shapes are every `*.ttl` in
-   `settings.shapes_dir`, parsed with the base IRI; no shapes means no check.
+   `sh:targetClass` sees subclasses) and the `rdf:type` statements, from any graph (including
+   graph/inferred), of the nodes they mention (so targets and `sh:class` work across
+   graphs). Shapes are every `*.ttl` in `settings.shapes_dir`, parsed with the base IRI; no
+   shapes means no check.
 4. Only violations the write introduces block it (result severity sh:Violation, counted by
    focus node, path, value, shape and constraint, after versus before): a graph that already
    violated a shape stays editable, and a write cannot make it worse. A blocked write raises
    ShapeViolation (422) with the results.
 5. Commit: the same update text runs on the on-disk store; `Store.update` is atomic. Then
-   `store.bump_version()` and `await executor.refresh()` give readers a new snapshot.
+   `store.bump_version()` and `await executor.refresh()` give readers a new snapshot (retried;
+   a refresh failure after the commit is logged, never reported to the writer as a failure).
 
 Limits: the rehearsal copies the dataset into memory and diffs it in Python, which is fine for
 this knowledge graph (thousands to a few hundred thousand quads) but not for a store of many
@@ -35,6 +37,7 @@ the union that queries see: address named graphs with GRAPH, USING or WITH.
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -114,18 +117,20 @@ def _term(term: Any) -> rdflib.term.Node:
 def _validation_data(
     store: ox.Store, graphs: Iterable[GraphName], context_graphs: Iterable[GraphName]
 ) -> rdflib.Graph:
-    """Affected graphs + ontology/vocabulary + types of the nodes they reference, as triples."""
+    """Affected graphs + ontology/vocabulary + the types, from any graph (graph/inferred holds
+    the materialised ones), of the nodes they mention, as triples."""
     data = rdflib.Graph()
-    objects: set[Any] = set()
+    nodes: set[Any] = set()
     for graph in graphs:
         for quad in store.quads_for_pattern(None, None, None, graph):
             data.add((_term(quad.subject), _term(quad.predicate), _term(quad.object)))
+            nodes.add(quad.subject)
             if isinstance(quad.object, ox.NamedNode | ox.BlankNode):
-                objects.add(quad.object)
+                nodes.add(quad.object)
     for graph in context_graphs:
         for quad in store.quads_for_pattern(None, None, None, graph):
             data.add((_term(quad.subject), _term(quad.predicate), _term(quad.object)))
-    for node in objects:
+    for node in nodes:
         for quad in store.quads_for_pattern(node, RDF_TYPE, None, None):
             data.add((_term(quad.subject), _term(quad.predicate), _term(quad.object)))
     return data
@@ -193,8 +198,6 @@ def _run(store: ox.Store, text: str, base_iri: str) -> None:
 
 def _position(message: str) -> dict[str, int] | None:
     """'error at 1:10: ...' → {'line': 1, 'column': 10}."""
-    import re
-
     match = re.search(r"at (\d+):(\d+)", message)
     return {"line": int(match[1]), "column": int(match[2])} if match else None
 
@@ -267,7 +270,7 @@ def check_update_text(text: str, settings: Settings) -> None:
     run them): S1's guard (kg.sparql.guard.check_update), and our own scan as a second layer."""
     from kg.sparql import guard  # lazily: kg.sparql imports nothing from here, keep it so
 
-    guard.check_update(text, settings.allow_service, settings.allow_load)
+    guard.check_update(text, settings.allow_service, settings.allow_load, settings.base_iri)
     update_text.check_remote_access(
         text,
         base_iri=settings.base_iri,
@@ -308,10 +311,23 @@ async def commit(
     )
     if outcome.changed:
         state.store.bump_version()
-        await state.executor.refresh()
+        await _refresh_readers(state)
         log.info("write committed: +%d -%d in %d graph(s)", outcome.added, outcome.removed,
                  len(outcome.graphs))
     return outcome
+
+
+async def _refresh_readers(state: Any, attempts: int = 3) -> None:
+    """Give readers a snapshot with the write. The write is committed already, so a failure
+    here must not turn into an error for the writer: retry, then log loudly."""
+    for attempt in range(1, attempts + 1):
+        try:
+            await state.executor.refresh()
+            return
+        except Exception as exc:  # the executor's failure, not the client's
+            log.warning("refresh after a write failed (attempt %d/%d): %r", attempt, attempts,
+                        exc)
+    log.error("readers were not refreshed after a committed write; they serve an older snapshot")
 
 
 async def run_update(

@@ -25,6 +25,7 @@ router = APIRouter()
 
 NS = STANDARD_PREFIXES
 XSD = NS["xsd"]
+TITLE = "EU–Japan security and defence cooperation knowledge graph"
 DEFAULT_LICENSE = "https://creativecommons.org/licenses/by/4.0/"
 DESCRIPTION = (
     "Actors, agreements, cooperation areas, dialogues, events and commitments of EU–Japan "
@@ -62,8 +63,7 @@ def void_quads(state: AppState, stats: DatasetStats, dumps: list[Dump],
     add(ox.NamedNode(doc), _t("foaf", "primaryTopic"), dataset)
     add(dataset, rdf_type, _t("void", "Dataset"))
     add(dataset, rdf_type, _t("dcat", "Dataset"))
-    add(dataset, _t("dct", "title"), ox.Literal(
-        stats.title or "EU–Japan security and defence cooperation knowledge graph", language="en"))
+    add(dataset, _t("dct", "title"), ox.Literal(TITLE, language="en"))
     add(dataset, _t("dct", "description"), ox.Literal(DESCRIPTION, language="en"))
     add(dataset, _t("dct", "license"), ox.NamedNode(stats.license or DEFAULT_LICENSE))
     add(dataset, _t("dct", "modified"), _when(stats.modified))
@@ -129,7 +129,7 @@ async def void(request: Request, state: StateDep) -> Response:
     stats = await dataset_stats(state)
     access_base = endpoint_url(request).removesuffix("sparql")
     quads = void_quads(state, stats, list_dumps(state), access_base)
-    body = serialize(quads, media, kg_prefixes(state.settings.base_iri))
+    body = serialize(quads, media, kg_prefixes(state.settings.base_iri), sort=False)
     return Response(body, media_type=media.media_type, headers={"Vary": "Accept"})
 
 

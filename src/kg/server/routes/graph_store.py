@@ -33,6 +33,7 @@ from kg.errors import (
 )
 from kg.namespaces import kg_prefixes
 from kg.server.auth import check_write_access
+from kg.server.routes.update import counted_write
 from kg.server.state import AppState, StateDep
 from kg.sparql.negotiation import FORMAT_PARAMS, negotiate
 from kg.store import writes
@@ -206,16 +207,17 @@ async def _get(request: Request, state: AppState, graph: ox.NamedNode | ox.Defau
 
 
 async def _write(request: Request, state: AppState, graph, *, create: bool = False) -> Response:
-    check_write_access(request, state.settings)
-    method = request.method
-    base = graph.value if isinstance(graph, ox.NamedNode) else state.settings.base_iri
-    if method == "DELETE":
-        text = "CLEAR DEFAULT" if isinstance(graph, ox.DefaultGraph) else f"DROP GRAPH {graph}"
-        await writes.commit(state, text, probe=graph, must_exist=True, generated=True)
-        return Response(status_code=204)
-    triples = await _read_triples(request, base)
-    text = _put_text(graph, triples) if method == "PUT" else _post_text(graph, triples)
-    outcome = await writes.commit(state, text, probe=graph, generated=True)
+    with counted_write():
+        check_write_access(request, state.settings)
+        method = request.method
+        if method == "DELETE":
+            text = "CLEAR DEFAULT" if isinstance(graph, ox.DefaultGraph) else f"DROP GRAPH {graph}"
+            await writes.commit(state, text, probe=graph, must_exist=True, generated=True)
+            return Response(status_code=204)
+        base = graph.value if isinstance(graph, ox.NamedNode) else state.settings.base_iri
+        triples = await _read_triples(request, base)
+        text = _put_text(graph, triples) if method == "PUT" else _post_text(graph, triples)
+        outcome = await writes.commit(state, text, probe=graph, generated=True)
     if create:
         return Response(status_code=201, headers={"Location": graph.value})
     return Response(status_code=204 if outcome.existed else 201)

@@ -25,6 +25,7 @@ from kg.namespaces import graph_iri, kg_prefixes
 from kg.server import html
 from kg.server.entity_view import Value, build_view, fetch_description
 from kg.server.ontology_view import build_ontology_view
+from kg.server.problems import problem_response
 from kg.server.queries import select
 from kg.server.rdf_media import BY_EXTENSION, HTML, RDF_MEDIA, RdfMedia, negotiate, serialize
 from kg.server.state import AppState, StateDep
@@ -120,7 +121,9 @@ def not_found_response(request: Request, exc: _NotFoundPage) -> Response:
     except NotAcceptable:
         wants_html = False
     if not wants_html:
-        raise NotFound(exc.detail)
+        response = problem_response(request, 404, NotFound.title, exc.detail)
+        response.headers["Vary"] = "Accept"
+        return response
     return html.render(
         request, "not_found.html", status=404, headers={"Vary": "Accept"}, iri=exc.iri,
         q=exc.iri.rstrip("/").rsplit("/", 1)[-1].replace("-", " "),
@@ -182,10 +185,10 @@ async def entity(rest: str, request: Request, state: StateDep) -> Response:
     """The thing itself: 303 to its page or data document (never 200: a thing is no document)."""
     raw = _raw_rest(request, "/id/")
     try:
-        iri = await _resolve(state, raw)
+        await _resolve(state, raw)
     except _NotFoundPage as exc:
         return not_found_response(request, exc)
-    return _see_other(request, "id/" + iri[len(state.settings.base_iri) + 3:])
+    return _see_other(request, "id/" + raw)  # the path as sent: ASCII, safe in headers
 
 
 @router.api_route("/page/id/{rest:path}", methods=GET_HEAD, include_in_schema=False)
@@ -198,7 +201,7 @@ async def entity_page(rest: str, request: Request, state: StateDep) -> Response:
         return html.render(request, "not_found.html", status=404, iri=exc.iri, q="",
                            hint="The entity may not be in this dataset. Search the labels:")
     root = _root(request)
-    doc_path = "id/" + iri[len(state.settings.base_iri) + 3:]
+    doc_path = "id/" + raw
     headers = {"Link": _links(root, doc_path)}
     etag = _etag(state, "html")
     if (cached := _not_modified(request, etag, headers)) is not None:
@@ -224,7 +227,7 @@ async def entity_data(rest: str, request: Request, state: StateDep) -> Response:
         raise NotFound(exc.detail) from None
     quads = await run_in_threadpool(
         fetch_description, state.store.raw, state.settings.base_iri, iri)
-    doc_path = "id/" + iri[len(state.settings.base_iri) + 3:]
+    doc_path = "id/" + stem
     return _rdf(request, state, quads, media, doc_path, negotiated)
 
 

@@ -8,18 +8,22 @@ a dataset conflict, 403 LOAD/SERVICE not allow-listed, 422 SHACL violation (noth
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from kg.errors import ClientError, KgError
 from kg.server.auth import check_write_access
+from kg.server.metrics import UPDATES
 from kg.server.state import AppState
 from kg.store import writes
 
-_OUTCOMES: dict[int, str] = {400: "invalid", 401: "unauthorized", 403: "forbidden",
-                             422: "shape_violation"}
+_OUTCOMES: dict[int, str] = {
+    400: "invalid", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+    415: "unsupported_media_type", 422: "shape_violation",
+}
 
 
 async def handle_update(
@@ -30,22 +34,20 @@ async def handle_update(
     using_named_graph_uris: Sequence[str] = (),
 ) -> Response:
     """Authorise, then run the update as one SHACL-checked transaction."""
-    try:
+    with counted_write():
         check_write_access(request, state.settings)
         if not update_text.strip():
             raise ClientError("The update is empty.")
         await writes.run_update(state, update_text, using_graph_uris, using_named_graph_uris)
-    except KgError as exc:
-        _count(_OUTCOMES.get(exc.status, "error"))
-        raise
-    _count("committed")
     return Response(status_code=204)
 
 
-def _count(outcome: str) -> None:
-    """S3's metrics counter, when present."""
+@contextmanager
+def counted_write() -> Iterator[None]:
+    """Count a write's outcome in S3's `kg_updates` metric (Graph Store writes use it too)."""
     try:
-        from kg.server.metrics import UPDATES
-    except ImportError:
-        return
-    UPDATES.labels(outcome=outcome).inc()
+        yield
+    except KgError as exc:
+        UPDATES.labels(outcome=_OUTCOMES.get(exc.status, "error")).inc()
+        raise
+    UPDATES.labels(outcome="committed").inc()

@@ -1,6 +1,6 @@
 /* Shared helpers for the workbench and the views: talking to /sparql and turning SPARQL JSON
  * terms into DOM nodes. Data only ever reaches the page through textContent and attributes,
- * never innerHTML: labels and quotes in the graph may hold markup. */
+ * never as HTML strings: labels and quotes in the graph may hold markup. */
 (function () {
   "use strict";
 
@@ -22,12 +22,20 @@
   /** Shorten an IRI with the longest matching prefix ({prefix: namespace}). */
   function compact(iri, prefixes) {
     let best = null;
-    for (const [prefix, ns] of Object.entries(prefixes || {})) {
+    for (const [prefix, raw] of Object.entries(prefixes || {})) {
+      const ns = absolute(raw);
       if (ns && iri.startsWith(ns) && (!best || ns.length > best[1].length)) best = [prefix, ns];
     }
     if (!best) return null;
     const local = iri.slice(best[1].length);
-    return /^[A-Za-z0-9_\-.%]*$/.test(local) && !local.endsWith(".") ? best[0] + ":" + local : null;
+    // For display: '/' is allowed in the local part (id:agreement/spa reads better than the IRI).
+    return /^[A-Za-z0-9_\-.%/]*$/.test(local) && !local.endsWith(".") ? best[0] + ":" + local : null;
+  }
+
+  /** Namespaces in queries may be relative (<ontology#>): the server resolves them on the base. */
+  function absolute(ns) {
+    if (!ns || /^[A-Za-z][A-Za-z0-9+.-]*:/.test(ns) || !baseIri) return ns;
+    try { return new URL(ns, baseIri).toString(); } catch (e) { return ns; }
   }
 
   /** A DOM node for one SPARQL JSON term (a link for IRIs, text for literals). */

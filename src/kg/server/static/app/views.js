@@ -51,8 +51,9 @@
     const years = items.map((it) => it.start.getUTCFullYear());
     const min = new Date(Date.UTC(Math.min(...years), 0, 1));
     const max = new Date(Date.UTC(Math.max(...years) + 1, 0, 1));
+    const span = max - min;
     const tl = new window.vis.Timeline(container, items, groups, {
-      start: min, end: max, stack: true, zoomKey: "ctrlKey", orientation: "top",
+      start: new Date(min - span * 0.03), end: new Date(max.getTime() + span * 0.12), stack: true, zoomKey: "ctrlKey", orientation: "top",
       margin: { item: 4 }, maxHeight: 640,
     });
     tl.on("select", (props) => {
@@ -68,6 +69,11 @@
     dialogue: "dialogue", mechanism: "dialogue", event: "event", state: "state", org: "organisation",
     mil: "military", mission: "mission", body: "organisation", person: "person" };
 
+  const COLOURS = { agreement: "#1f5fa8", programme: "#2e8540", dialogue: "#7b3fa0",
+    event: "#b45f06", state: "#a8325e", organisation: "#2a8a8a", military: "#6b6b2a",
+    mission: "#c0392b", person: "#555555", other: "#999999" };
+  const colour = (group) => COLOURS[group] || "#8a6d3b";
+
   function kindOf(iri) {
     if (!iri.startsWith(KG.baseIri)) return "other";
     const segment = iri.slice(KG.baseIri.length).split("/")[1] || "other";
@@ -80,7 +86,8 @@
     const addNode = (iri, label) => {
       if (!nodes.has(iri)) {
         const title = KG.el("div", {}, KG.el("strong", { text: label }), KG.el("br"), KG.el("span", { text: kindOf(iri) }));
-        nodes.set(iri, { id: iri, label, group: kindOf(iri), title });
+        const group = kindOf(iri);
+        nodes.set(iri, { id: iri, label, group, title, color: { background: colour(group), border: "#fff" } });
       }
     };
     for (const row of rows) {
@@ -101,6 +108,14 @@
       });
     const panel = KG.el("p", { id: "selection", class: "selection" });
     container.after(panel);
+    const kindsShown = [...new Set([...nodes.values()].map((n) => n.group))].sort();
+    const legend = KG.el("p", { class: "legend" }, KG.el("span", { text: "Kinds: " }));
+    for (const kind of kindsShown) {
+      const swatch = KG.el("span", { class: "swatch" });
+      swatch.style.background = colour(kind);
+      legend.append(KG.el("span", { class: "legend-item" }, swatch, KG.el("span", { text: kind })));
+    }
+    container.before(legend);
     net.on("click", (params) => {
       const iri = params.nodes[0];
       if (!iri) { panel.replaceChildren(); return; }
@@ -111,8 +126,7 @@
       if (params.nodes[0]) window.location.href = KG.href(params.nodes[0]);
     });
     net.once("stabilizationIterationsDone", () => net.fit());
-    const kinds = [...new Set([...nodes.values()].map((n) => n.group))].sort();
-    status(nodes.size + " nodes and " + edges.length + " links (" + kinds.join(", ") + "). Click a node for its link; double-click to open its page.");
+    status(nodes.size + " nodes and " + edges.length + " links. Click a node for its link; double-click to open its page.");
     listing(["source", "relation", "target"], rows.map((r) => [link(r.source.value, text(r.sourceLabel)), local(text(r.relation)), link(r.target.value, text(r.targetLabel))]));
   }
 

@@ -28,13 +28,29 @@
   // Completion: prefixes from our own route (not prefix.cc), classes and properties from the
   // ontology in the store (not LOV). Nothing is cached in localStorage: the ontology may change.
   const noStorage = () => undefined;
+  // Queries here declare relative namespaces (PREFIX kg: <ontology#>) that the server resolves
+  // against its base IRI; resolve them the same way before matching full term IRIs.
+  const resolve = (iri) => (iri && !/^[A-Za-z][A-Za-z0-9+.-]*:/.test(iri) ? new URL(iri, KG.baseIri).toString() : iri);
+  function termToken(name) {
+    const base = Yasqe.Autocompleters[name];
+    return (yq, token) => {
+      const t = base.preProcessToken(yq, token);
+      if (t.tokenPrefixUri) t.tokenPrefixUri = resolve(t.tokenPrefixUri);
+      if (t.autocompletionString !== undefined && (t.tokenPrefixUri || t.string.trim().startsWith("<"))) {
+        t.autocompletionString = resolve(t.autocompletionString);
+      }
+      return t;
+    };
+  }
   Yasqe.forkAutocompleter("prefixes", { name: "kgPrefixes", persistenceId: noStorage }, false);
   Yasqe.forkAutocompleter("class", {
     name: "kgClass", bulk: true, autoShow: true, persistenceId: noStorage,
+    preProcessToken: termToken("class"),
     get: () => termsPromise.then((t) => t.classes || []),
   }, false);
   Yasqe.forkAutocompleter("property", {
     name: "kgProperty", bulk: true, autoShow: true, persistenceId: noStorage,
+    preProcessToken: termToken("property"),
     get: () => termsPromise.then((t) => t.properties || []),
   }, false);
 

@@ -1,0 +1,153 @@
+"""Single requests measured from Python: validity probes, per-query latency, and streaming.
+
+wrk measures throughput; these measure what wrk cannot: that each query kind really answers
+(status and size, before its numbers count), each competency query's own latency, and the time
+to first byte and the server's memory growth while a 1M-row SELECT streams.
+"""
+
+from __future__ import annotations
+
+import http.client
+import statistics
+import threading
+import time
+import urllib.parse
+from dataclasses import asdict, dataclass
+
+from bench.servers import Server, tree_rss
+
+
+@dataclass
+class Answer:
+    status: int
+    seconds: float
+    ttfb: float
+    bytes: int
+    content_type: str
+    error: str = ""
+
+
+def get(server: Server, query: str, accept: str, timeout: float = 60.0,
+        read_limit: int | None = None) -> Answer:
+    host, port = server.host_port
+    path = server.path + "?" + urllib.parse.urlencode({"query": query})
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    start = time.perf_counter()
+    try:
+        conn.request("GET", path, headers={"Accept": accept})
+        response = conn.getresponse()
+        first = response.read(1)
+        ttfb = time.perf_counter() - start
+        size = len(first)
+        while chunk := response.read(1 << 16):
+            size += len(chunk)
+            if read_limit is not None and size >= read_limit:
+                break
+        return Answer(response.status, time.perf_counter() - start, ttfb, size,
+                      response.getheader("Content-Type", ""))
+    except (OSError, http.client.HTTPException) as exc:
+        elapsed = time.perf_counter() - start
+        return Answer(0, elapsed, elapsed, 0, "", f"{type(exc).__name__}: {exc}")
+    finally:
+        conn.close()
+
+
+def latency(server: Server, query: str, accept: str, runs: int = 3,
+            timeout: float = 30.0) -> dict[str, object]:
+    """Median wall time over `runs` sequential requests, after one warm-up."""
+    first = get(server, query, accept, timeout)
+    if first.status != 200:
+        return {"status": first.status, "median_ms": None, "bytes": first.bytes,
+                "error": first.error or f"HTTP {first.status}"}
+    if first.seconds > timeout / 2:
+        runs = 0  # too slow to repeat: report the one measurement
+    times = [first.seconds] + [get(server, query, accept, timeout).seconds for _ in range(runs)]
+    return {"status": 200, "median_ms": round(statistics.median(times[1:] or times) * 1000, 2),
+            "bytes": first.bytes, "error": ""}
+
+
+class RssSampler:
+    """Samples a server's resident memory (with its children) in the background."""
+
+    def __init__(self, pid: int, interval: float = 0.05) -> None:
+        self.pid = pid
+        self.interval = interval
+        self.baseline = tree_rss(pid)
+        self.peak = self.baseline
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, tree_rss(self.pid))
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, tree_rss(self.pid))
+
+
+@dataclass
+class StreamResult:
+    rows_requested: int
+    status: int
+    ttfb_ms: float
+    total_s: float
+    bytes: int
+    rss_before_mb: float
+    rss_peak_mb: float
+    rss_growth_mb: float
+    error: str = ""
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def stream_rows(server: Server, rows: int, accept: str = "application/sparql-results+json",
+                timeout: float = 300.0) -> StreamResult:
+    """A SELECT of `rows` rows: time to first byte, total time, server RSS growth while it runs."""
+    query = f"SELECT ?s ?p ?o WHERE {{ ?s ?p ?o }} LIMIT {rows}"
+    with RssSampler(server.pid) as sampler:
+        answer = get(server, query, accept, timeout)
+    mb = 1024 * 1024
+    return StreamResult(
+        rows_requested=rows,
+        status=answer.status,
+        ttfb_ms=round(answer.ttfb * 1000, 1),
+        total_s=round(answer.seconds, 2),
+        bytes=answer.bytes,
+        rss_before_mb=round(sampler.baseline / mb, 1),
+        rss_peak_mb=round(sampler.peak / mb, 1),
+        rss_growth_mb=round((sampler.peak - sampler.baseline) / mb, 1),
+        error=answer.error,
+    )
+
+
+def conditional(server: Server, query: str, accept: str, timeout: float = 30.0) -> dict[str, object]:
+    """Does a repeated GET carry an ETag and Cache-Control, and does If-None-Match give 304?"""
+    host, port = server.host_port
+    path = server.path + "?" + urllib.parse.urlencode({"query": query})
+
+    def once(headers: dict[str, str]) -> tuple[int, dict[str, str]]:
+        conn = http.client.HTTPConnection(host, port, timeout=timeout)
+        try:
+            conn.request("GET", path, headers={"Accept": accept, **headers})
+            response = conn.getresponse()
+            response.read()
+            return response.status, {k.lower(): v for k, v in response.getheaders()}
+        finally:
+            conn.close()
+
+    try:
+        status, headers = once({})
+        etag = headers.get("etag")
+        revalidated = once({"If-None-Match": etag})[0] if etag else None
+    except (OSError, http.client.HTTPException) as exc:
+        return {"error": f"{type(exc).__name__}: {exc}"}
+    return {"status": status, "etag": etag, "cache_control": headers.get("cache-control"),
+            "if_none_match_status": revalidated}

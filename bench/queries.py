@@ -1,0 +1,147 @@
+"""The query kinds, each as request templates for wrk: cold (every request distinct) or warm.
+
+A template is a list of parts: URL-encoded text, ENTITY (an entity IRI taken in turn from a
+sample of the data) or NUMBER (a per-request counter, distinct across wrk threads). Cold
+requests vary a LIMIT or a trailing `VALUES` row, so the query text (and its meaning) differs on
+every request and no cache can serve it; warm requests repeat one fixed text. Every query is
+sent as GET `?query=` with an explicit BASE, since not every server resolves relative IRIs
+against the same base.
+"""
+
+from __future__ import annotations
+
+import re
+import urllib.parse
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ENTITY = 1
+NUMBER = 2
+JSON = "application/sparql-results+json"
+TURTLE = "text/turtle"
+PREFIXES = (
+    "PREFIX rdfs: <http://www.w3.org/2000/01/rdf-schema#>\n"
+    "PREFIX rdf: <http://www.w3.org/1999/02/22-rdf-syntax-ns#>\n"
+)
+SMALL_KINDS = ("point", "join", "construct")
+
+
+@dataclass(frozen=True)
+class Template:
+    accept: str
+    parts: tuple[str | int, ...]
+
+    def render(self, entity: str, number: int) -> str:
+        """The decoded query text of one request (for probes and tests)."""
+        out = []
+        for part in self.parts:
+            if part == ENTITY:
+                out.append(entity)
+            elif part == NUMBER:
+                out.append(str(number))
+            else:
+                out.append(urllib.parse.unquote_plus(str(part)))
+        return "".join(out)
+
+
+@dataclass(frozen=True)
+class QueryKind:
+    """One row group of the table: a kind of query, with its cold and warm templates."""
+
+    name: str
+    description: str
+    cold: tuple[Template, ...]
+    warm: tuple[Template, ...]
+    small: bool = False
+    heavy: bool = False
+    names: tuple[str, ...] = field(default=())
+
+
+def _split(text: str, accept: str) -> Template:
+    """Encode `text`, keeping the {entity} and {n} slots as ENTITY and NUMBER parts."""
+    parts: list[str | int] = []
+    for piece in re.split(r"(\{entity\}|\{n\})", text):
+        if piece == "{entity}":
+            parts.append(ENTITY)
+        elif piece == "{n}":
+            parts.append(NUMBER)
+        elif piece:
+            parts.append(_quote(piece))
+    return Template(accept, tuple(parts))
+
+
+def with_base(text: str, base_iri: str) -> str:
+    return f"BASE <{base_iri}>\n{text}"
+
+
+def _form(text: str) -> str:
+    body = re.sub(r"#[^\n]*", "", text)  # comments (no '#' inside these queries' IRIs matters)
+    match = re.search(r"\b(SELECT|CONSTRUCT|DESCRIBE|ASK)\b", body, re.IGNORECASE)
+    return match.group(1).upper() if match else "SELECT"
+
+
+def accept_for(text: str) -> str:
+    return TURTLE if _form(text) in {"CONSTRUCT", "DESCRIBE"} else JSON
+
+
+POINT = PREFIXES + "SELECT ?p ?o WHERE { <{entity}> ?p ?o } LIMIT {n}"
+JOIN = PREFIXES + "SELECT ?p ?o ?label WHERE { <{entity}> ?p ?o . ?o rdfs:label ?label } LIMIT {n}"
+AGGREGATE = (
+    PREFIXES + "SELECT ?type (COUNT(?s) AS ?count) WHERE { ?s rdf:type ?type }\n"
+    "GROUP BY ?type ORDER BY DESC(?count) ?type LIMIT {n}"
+)
+CONSTRUCT = (
+    PREFIXES + "CONSTRUCT { <{entity}> ?p ?o . ?o rdfs:label ?label }\n"
+    "WHERE { <{entity}> ?p ?o OPTIONAL { ?o rdfs:label ?label } } LIMIT {n}"
+)
+WARM_LIMIT = "10000"
+
+
+def _simple(name: str, text: str, description: str, warm_entity: str, *, small: bool = False,
+            heavy: bool = False) -> QueryKind:
+    accept = accept_for(text)
+    cold = _split(text, accept)
+    warm = _split(text.replace("{entity}", warm_entity).replace("{n}", WARM_LIMIT), accept)
+    return QueryKind(name, description, (cold,), (warm,), small=small, heavy=heavy)
+
+
+def competency_queries(queries_dir: Path) -> dict[str, str]:
+    return {p.stem: p.read_text(encoding="utf-8") for p in sorted(queries_dir.glob("*.rq"))}
+
+
+def cold_variant(text: str) -> str:
+    """A semantically distinct twin: a trailing VALUES row on an unused variable."""
+    return text.rstrip() + "\nVALUES ?bench_cold { {n} }\n"
+
+
+def build_kinds(base_iri: str, warm_entity: str, queries_dir: Path,
+                competency: bool = True) -> list[QueryKind]:
+    kinds = [
+        _simple("point", with_base(POINT, base_iri),
+                "all triples of one entity (SELECT ?p ?o)", warm_entity, small=True),
+        _simple("join", with_base(JOIN, base_iri),
+                "an entity's links joined with the targets' labels", warm_entity, small=True),
+        _simple("aggregate", with_base(AGGREGATE, base_iri),
+                "GROUP BY rdf:type with COUNT over the whole store", warm_entity, heavy=True),
+        _simple("construct", with_base(CONSTRUCT, base_iri),
+                "CONSTRUCT of an entity's description with labels (Turtle)", warm_entity,
+                small=True),
+    ]
+    texts = competency_queries(queries_dir) if competency else {}
+    if texts:
+        cold, warm = [], []
+        for text in texts.values():
+            full = with_base(text, base_iri)
+            accept = accept_for(full)
+            head, tail = cold_variant(full).split("{n}")
+            cold.append(Template(accept, (_quote(head), NUMBER, _quote(tail))))
+            warm.append(Template(accept, (_quote(full),)))
+        kinds.append(QueryKind(
+            "competency", f"the {len(texts)} queries of queries/*.rq in turn",
+            tuple(cold), tuple(warm), names=tuple(texts),
+        ))
+    return kinds
+
+
+def _quote(text: str) -> str:
+    return urllib.parse.quote_plus(text, safe="")

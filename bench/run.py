@@ -1,0 +1,308 @@
+"""The side-by-side benchmark, in one command.
+
+    python -m bench.run [--quick] [--sizes real,1m,10m] [--servers kg,oxigraph,rdflib,inprocess]
+
+For each size: generate the data (bench.datagen), bulk-load it (timed), then start each server in
+turn on a free loopback port, check every query kind answers, drive it with wrk (cold and warm),
+probe the competency queries one by one, stream a 1M-row SELECT, and stop it. Servers run one at
+a time so they never share the two cores. Results: bench/results/latest.{json,md,png} plus the
+scaling plots (bench.report).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+from bench import buildtime, datagen, loading, probe, report, servers, wrk
+from bench.queries import QueryKind, accept_for, build_kinds, with_base
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_OUT = ROOT / "bench" / "results"
+WORK_DIR = ROOT / "var" / "bench"
+STREAM_ROWS = 1_000_000
+
+
+@dataclass
+class Options:
+    quick: bool
+    sizes: list[str]
+    servers: list[str]
+    duration: float
+    connections: int
+    threads: int
+    seed: int
+    out: Path
+    work: Path
+    rdflib_max: int
+    build: bool
+    build_curve: bool
+    competency_runs: int
+    stream_rows: int
+    kg_env: dict[str, str]
+    source: Path | None
+
+
+def parse_args(argv: list[str] | None = None) -> Options:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny data, 1 s per wrk run, no build timing: a smoke run (< 60 s)")
+    parser.add_argument("--sizes", help="comma list: real, 10k, 100k, 1m, 10m (default: real,1m;"
+                        " --quick: real)")
+    parser.add_argument("--servers", help="comma list of kg, oxigraph, rdflib, inprocess "
+                        "(default: all; --quick: oxigraph,kg)")
+    parser.add_argument("--duration", type=float, help="seconds per wrk run (default 10; quick 1)")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--work", type=Path, default=WORK_DIR, help="data, stores and logs")
+    parser.add_argument("--rdflib-max", type=int, default=1_000_000,
+                        help="largest store given to rdflib-endpoint (it holds it in memory)")
+    parser.add_argument("--no-build", action="store_true", help="skip the `kg build` timings")
+    parser.add_argument("--no-build-curve", action="store_true",
+                        help="skip build time against the number of documents")
+    parser.add_argument("--source", type=Path,
+                        help="N-Quads/TriG whose shape is scaled (default: the build's dump, "
+                        "else tests/fixtures/sample.trig)")
+    parser.add_argument("--kg-env", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra environment for our service (repeatable)")
+    args = parser.parse_args(argv)
+    quick = args.quick
+    sizes = (args.sizes or ("real" if quick else "real,1m")).split(",")
+    names = (args.servers or ("oxigraph,kg" if quick else "oxigraph,kg,inprocess,rdflib"))
+    chosen = [s.strip() for s in names.split(",") if s.strip()]
+    unknown = set(chosen) - set(servers.SERVER_NAMES)
+    if unknown:
+        parser.error(f"unknown server(s): {', '.join(sorted(unknown))}")
+    env = dict(item.split("=", 1) for item in args.kg_env)
+    return Options(
+        quick=quick, sizes=[s.strip() for s in sizes if s.strip()], servers=chosen,
+        duration=args.duration or (1.0 if quick else 10.0), connections=args.connections,
+        threads=args.threads, seed=args.seed, out=args.out, work=args.work,
+        rdflib_max=args.rdflib_max, build=not (args.no_build or quick),
+        build_curve=not (args.no_build_curve or args.no_build or quick),
+        competency_runs=1 if quick else 3, stream_rows=10_000 if quick else STREAM_ROWS,
+        kg_env=env, source=args.source,
+    )
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for dist in ("pyoxigraph", "oxigraph", "rdflib", "rdflib-endpoint", "fastapi", "uvicorn",
+                 "kg"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = "missing"
+    out["wrk"] = "present" if wrk.wrk_binary() else "missing"
+    return out
+
+
+def warm_entity(entities: list[str]) -> str:
+    preferred = [e for e in entities if "/agreement/" in e and "-r" not in e.rsplit("/", 1)[-1]]
+    return (preferred or entities or ["urn:none"])[0]
+
+
+def start(name: str, opts: Options, stores: dict[str, Path], data: Path, quads: int,
+          logs: Path) -> servers.Server:
+    if name == "oxigraph":
+        return servers.start_oxigraph(stores["oxigraph"], logs)
+    if name == "kg":
+        return servers.start_kg(stores["kg"], logs, datagen.BASE_IRI, extra_env=opts.kg_env)
+    if name == "inprocess":
+        return servers.start_inprocess(stores["kg"], logs, datagen.BASE_IRI)
+    return servers.start_rdflib(data, logs, timeout=max(120.0, quads / 5_000))
+
+
+def check_kinds(server: servers.Server, kinds: list[QueryKind],
+                entity: str) -> dict[str, dict[str, object]]:
+    """One cold and one warm request of each kind: status and size, before wrk counts it."""
+    checks: dict[str, dict[str, object]] = {}
+    for kind in kinds:
+        for mode, templates in (("cold", kind.cold), ("warm", kind.warm)):
+            template = templates[0]
+            answer = probe.get(server, template.render(entity, 123456), template.accept, 120)
+            checks[f"{kind.name}/{mode}"] = {
+                "status": answer.status, "bytes": answer.bytes, "ms": round(answer.seconds * 1e3, 1),
+                "content_type": answer.content_type, "error": answer.error,
+            }
+    return checks
+
+
+def run_server(name: str, opts: Options, kinds: list[QueryKind], entities: list[str],
+               stores: dict[str, Path], data: Path, quads: int, logs: Path,
+               competency: dict[str, str]) -> tuple[dict[str, object], list[dict[str, object]]]:
+    info: dict[str, object] = {"server": name}
+    rows: list[dict[str, object]] = []
+    log(f"  starting {name}")
+    try:
+        server = start(name, opts, stores, data, quads, logs)
+    except servers.ServerError as exc:
+        info["error"] = str(exc)[-3000:]
+        log(f"  {name} did not start: {str(exc)[:300]}")
+        return info, rows
+    mb = 1024 * 1024
+    try:
+        info["started_in_s"] = round(server.started_in, 2)
+        info["rss_idle_mb"] = round(server.rss() / mb, 1)
+        entity = warm_entity(entities)
+        info["checks"] = check_kinds(server, kinds, entity)
+        host, port = server.host_port
+        with probe.RssSampler(server.pid, interval=0.2) as sampler:
+            for kind in kinds:
+                for mode in ("cold", "warm"):
+                    check = info["checks"][f"{kind.name}/{mode}"]  # type: ignore[index]
+                    row: dict[str, object] = {"server": name, "kind": kind.name, "mode": mode,
+                                              "check_status": check["status"]}
+                    try:
+                        result = wrk.run(host, port, server.path,
+                                         kind.cold if mode == "cold" else kind.warm, entities,
+                                         mode == "cold", opts.duration, opts.connections,
+                                         opts.threads)
+                        row.update(result.as_dict())
+                    except (wrk.WrkError, OSError) as exc:
+                        row["error"] = str(exc)[-500:]
+                    if server.process.poll() is not None:
+                        row["error"] = f"server died: {server.log_tail(500)}"
+                    rows.append(row)
+                    log(f"    {name:9} {kind.name:10} {mode}: {row.get('rps', '-')} req/s, "
+                        f"p50 {row.get('p50_ms', '-')} ms, p99 {row.get('p99_ms', '-')} ms, "
+                        f"errors {row.get('errors', row.get('error', '-'))}")
+                    if server.process.poll() is not None:
+                        raise servers.ServerError(f"{name} died")
+        info["rss_peak_wrk_mb"] = round(sampler.peak / mb, 1)
+        info["conditional"] = probe.conditional(
+            server, kinds[0].warm[0].render(entity, 0), kinds[0].warm[0].accept)
+        if competency:
+            info["competency_latency"] = {
+                stem: probe.latency(server, with_base(text, datagen.BASE_IRI), accept_for(text),
+                                    runs=opts.competency_runs)
+                for stem, text in competency.items()
+            }
+        rows_wanted = min(opts.stream_rows, quads)
+        log(f"    {name}: streaming a SELECT of {rows_wanted} rows")
+        info["stream"] = probe.stream_rows(server, rows_wanted, timeout=300).as_dict()
+        info["rss_end_mb"] = round(server.rss() / mb, 1)
+    except Exception as exc:  # a failing server is a result, not a crash of the benchmark
+        info["error"] = f"{type(exc).__name__}: {exc}\n{traceback.format_exc()[-1500:]}"
+        log(f"  {name} failed: {exc}")
+    finally:
+        server.stop()
+    return info, rows
+
+
+def run_size(label: str, opts: Options, source: datagen.Source) -> dict[str, object]:
+    target = datagen.parse_size(label)
+    log(f"size {label}: generating data")
+    t0 = time.perf_counter()
+    data = datagen.generate(source, target, opts.work / "data", opts.seed)
+    quads = datagen.count_lines(data)
+    entities = datagen.sample_entities(data, datagen.BASE_IRI, seed=opts.seed)
+    result: dict[str, object] = {"size": label, "quads": quads, "data": str(data),
+                                 "generate_s": round(time.perf_counter() - t0, 2),
+                                 "entities_sampled": len(entities)}
+    store_root = opts.work / "stores" / label
+    stores = {"kg": store_root / "kg" / "store", "oxigraph": store_root / "oxigraph"}
+    loads = []
+    wanted = set(opts.servers)
+    if wanted & {"kg", "inprocess"}:
+        log(f"size {label}: {quads} quads; bulk-loading with pyoxigraph")
+        loads.append(loading.load_pyoxigraph(data, stores["kg"]).as_dict())
+        shutil.rmtree(store_root / "kg" / "snapshots", ignore_errors=True)
+    if "oxigraph" in wanted:
+        log(f"size {label}: loading with `oxigraph load`")
+        loads.append(loading.load_oxigraph_cli(data, stores["oxigraph"], quads).as_dict())
+    result["loads"] = loads
+    kinds = build_kinds(datagen.BASE_IRI, warm_entity(entities), ROOT / "queries")
+    competency = {} if opts.quick else {
+        p.stem: p.read_text(encoding="utf-8") for p in sorted((ROOT / "queries").glob("*.rq"))}
+    infos: dict[str, object] = {}
+    rows: list[dict[str, object]] = []
+    logs = opts.work / "logs" / label
+    for name in opts.servers:
+        if name == "rdflib" and quads > opts.rdflib_max:
+            infos[name] = {"server": name, "skipped": f"{quads} quads > --rdflib-max "
+                           f"{opts.rdflib_max} (rdflib holds the graph in Python objects)"}
+            continue
+        info, server_rows = run_server(name, opts, kinds, entities, stores, data, quads, logs,
+                                       competency)
+        infos[name] = info
+        rows.extend(server_rows)
+    result["servers"] = infos
+    result["rows"] = rows
+    result["kinds"] = {k.name: k.description for k in kinds}
+    return result
+
+
+def run_builds(opts: Options) -> dict[str, object]:
+    log("timing `kg build` of the real graph")
+    out: dict[str, object] = {"real": buildtime.run_build(ROOT, opts.work / "build" / "real")}
+    if opts.build_curve:
+        log("timing `kg build` against the number of documents")
+        out["curve"] = buildtime.build_curve(ROOT, opts.work / "build" / "curve")
+    return out
+
+
+def choose_source(opts: Options, build: dict[str, object]) -> datagen.Source:
+    if opts.source:
+        return datagen.Source(opts.source)
+    real = build.get("real") if build else None
+    if isinstance(real, dict) and real.get("ok") and real.get("dump"):
+        return datagen.Source(Path(str(real["dump"])))
+    return datagen.default_source(ROOT)
+
+
+def main(argv: list[str] | None = None) -> int:
+    opts = parse_args(argv)
+    if wrk.wrk_binary() is None:
+        print("wrk is missing: run `bash bench/install.sh`", file=sys.stderr)
+        return 2
+    started = time.time()
+    opts.work.mkdir(parents=True, exist_ok=True)
+    results: dict[str, object] = {
+        "meta": {
+            "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                        "memory_gb": round(_memory_gb(), 1)},
+            "versions": versions(),
+            "settings": {"quick": opts.quick, "duration_s": opts.duration,
+                         "connections": opts.connections, "threads": opts.threads,
+                         "seed": opts.seed, "servers": opts.servers, "sizes": opts.sizes,
+                         "kg_env": opts.kg_env},
+        },
+    }
+    build = run_builds(opts) if opts.build else {}
+    results["build"] = build
+    source = choose_source(opts, build)
+    results["meta"]["source"] = str(source.path)  # type: ignore[index]
+    log(f"shape source: {source.path}")
+    results["sizes"] = [run_size(label, opts, source) for label in opts.sizes]
+    results["meta"]["wall_s"] = round(time.time() - started, 1)  # type: ignore[index]
+    paths = report.write(results, opts.out)
+    for path in paths:
+        log(f"wrote {path}")
+    print(Path(paths[0]).with_suffix(".md").read_text(encoding="utf-8"))
+    return 0
+
+
+def _memory_gb() -> float:
+    import psutil
+    return psutil.virtual_memory().total / 1024**3
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

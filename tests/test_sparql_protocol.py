@@ -1,0 +1,392 @@
+"""The SPARQL 1.1 Query protocol over HTTP against a live uvicorn server (httpx)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import ClassVar
+
+import httpx
+import pyoxigraph as ox
+import pytest
+
+from tests.conftest import WRITE_TOKEN
+from tests.server_process import BASE_IRI, ServerProcess, free_port, start_server
+
+COUNT = "SELECT (COUNT(*) AS ?n) WHERE { ?s ?p ?o }"
+CONSTRUCT = "CONSTRUCT WHERE { ?s ?p ?o } LIMIT 20"
+LABELS = (
+    "PREFIX rdfs: <http://www.w3.org/2000/01/rdf-schema#> SELECT ?s ?l WHERE "
+    f"{{ GRAPH <{BASE_IRI}graph/doc/000_sample> {{ ?s rdfs:label ?l }} }}"
+)
+PRODUCT = "SELECT * WHERE { ?a ?b ?c . ?d ?e ?f . ?g ?h ?i }"
+SLOW = PRODUCT + " ORDER BY ?i ?f ?c"
+
+
+def endpoint(server: ServerProcess) -> str:
+    return server.url + "/sparql"
+
+
+def count(server: ServerProcess, **params: str) -> int:
+    r = httpx.get(endpoint(server), params={"query": COUNT, **params})
+    assert r.status_code == 200, r.text
+    return int(r.json()["results"]["bindings"][0]["n"]["value"])
+
+
+# -- formats and negotiation ---------------------------------------------------------------
+
+RESULT_TYPES = [
+    ("application/sparql-results+json", ox.QueryResultsFormat.JSON),
+    ("application/sparql-results+xml", ox.QueryResultsFormat.XML),
+    ("text/csv", ox.QueryResultsFormat.CSV),
+    ("text/tab-separated-values", ox.QueryResultsFormat.TSV),
+]
+
+
+@pytest.mark.parametrize(("media", "fmt"), RESULT_TYPES)
+def test_select_in_every_results_format(server: ServerProcess, media: str, fmt: object) -> None:
+    r = httpx.get(endpoint(server), params={"query": LABELS}, headers={"Accept": media})
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].split(";")[0] == media
+    assert "Accept" in r.headers["vary"]
+    if media == "text/csv":  # lossy: pyoxigraph does not parse it back
+        rows = list(csv.reader(io.StringIO(r.text)))[1:]
+    else:
+        rows = list(ox.parse_query_results(r.content, fmt))
+    assert len(rows) >= 5
+
+
+@pytest.mark.parametrize(("media", "fmt"), RESULT_TYPES)
+def test_ask_in_every_results_format(server: ServerProcess, media: str, fmt: object) -> None:
+    r = httpx.get(endpoint(server), params={"query": "ASK { ?s ?p ?o }"}, headers={"Accept": media})
+    assert r.status_code == 200
+    assert r.headers["content-type"].split(";")[0] == media
+    if media in ("application/sparql-results+json", "application/sparql-results+xml"):
+        assert bool(ox.parse_query_results(r.content, fmt)) is True
+
+
+GRAPH_TYPES = [
+    ("text/turtle", ox.RdfFormat.TURTLE),
+    ("application/n-triples", ox.RdfFormat.N_TRIPLES),
+    ("application/n-quads", ox.RdfFormat.N_QUADS),
+    ("application/trig", ox.RdfFormat.TRIG),
+    ("application/rdf+xml", ox.RdfFormat.RDF_XML),
+    ("application/ld+json", ox.RdfFormat.JSON_LD),
+]
+
+
+@pytest.mark.parametrize(("media", "fmt"), GRAPH_TYPES)
+def test_construct_in_every_rdf_format(server: ServerProcess, media: str, fmt: object) -> None:
+    r = httpx.get(endpoint(server), params={"query": CONSTRUCT}, headers={"Accept": media})
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].split(";")[0] == media
+    assert len(list(ox.parse(r.content, fmt))) == 20
+
+
+def test_q_values_choose(server: ServerProcess) -> None:
+    accept = ("application/sparql-results+json;q=0.3, text/csv;q=0.9, "
+              "application/sparql-results+xml;q=0.5")
+    r = httpx.get(endpoint(server), params={"query": COUNT}, headers={"Accept": accept})
+    assert r.headers["content-type"] == "text/csv; charset=utf-8"
+
+
+def test_format_parameters_duplicated_and_unknown(server: ServerProcess) -> None:
+    params = [("query", LABELS), ("format", "bogus"), ("format", "tsv"),
+              ("output", "tsv"), ("results", "text/tab-separated-values")]
+    r = httpx.get(endpoint(server), params=params,
+                  headers={"Accept": "application/sparql-results+xml"})
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/tab-separated-values")
+    r = httpx.get(endpoint(server), params=[("query", LABELS), ("output", "nonsense")],
+                  headers={"Accept": "text/csv"})
+    assert r.headers["content-type"].startswith("text/csv")
+
+
+def test_star_defaults(server: ServerProcess) -> None:
+    r = httpx.get(endpoint(server), params={"query": COUNT}, headers={"Accept": "*/*"})
+    assert r.headers["content-type"] == "application/sparql-results+json"
+    r = httpx.get(endpoint(server), params={"query": CONSTRUCT}, headers={"Accept": "*/*"})
+    assert r.headers["content-type"].startswith("text/turtle")
+
+
+def test_construct_with_only_results_types_falls_back_to_turtle(server: ServerProcess) -> None:
+    r = httpx.get(endpoint(server), params={"query": CONSTRUCT, "format": "json"},
+                  headers={"Accept": "application/sparql-results+json"})
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/turtle")
+
+
+def test_unsupported_accept_is_406(server: ServerProcess) -> None:
+    r = httpx.get(endpoint(server), params={"query": COUNT}, headers={"Accept": "image/png"})
+    assert r.status_code == 406
+    assert "application/sparql-results+json" in r.json()["detail"]
+    r = httpx.get(endpoint(server), params={"query": COUNT}, headers={"Accept": "text/turtle"})
+    assert r.status_code == 406
+
+
+# -- methods, paths, dataset ---------------------------------------------------------------
+
+@pytest.mark.parametrize("path", ["/sparql", "/sparql/"])
+def test_get_post_form_and_direct_on_both_paths(server: ServerProcess, path: str) -> None:
+    url = server.url + path
+    with httpx.Client(follow_redirects=False) as client:
+        answers = [
+            client.get(url, params={"query": COUNT}),
+            client.post(url, data={"query": COUNT}),
+            client.post(url, content=COUNT, headers={"Content-Type": "application/sparql-query"}),
+            client.post(url, content=COUNT.encode(),
+                        headers={"Content-Type": "application/sparql-query; charset=UTF-8"}),
+        ]
+    for r in answers:
+        assert r.status_code == 200, r.text
+        assert r.json()["results"]["bindings"][0]["n"]["value"] == str(count(server))
+
+
+def test_head_answers_headers_only(server: ServerProcess) -> None:
+    r = httpx.head(endpoint(server), params={"query": COUNT})
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "application/sparql-results+json"
+    assert int(r.headers["content-length"]) > 0 and r.content == b""
+
+
+def test_no_query_gives_the_service_description(server: ServerProcess) -> None:
+    r = httpx.get(endpoint(server), headers={"Accept": "text/turtle"})
+    assert r.status_code == 200
+    assert "sparql-service-description" in r.text
+
+
+def test_dataset_parameters(server: ServerProcess) -> None:
+    mentions, doc = f"{BASE_IRI}graph/mentions", f"{BASE_IRI}graph/doc/001_sample"
+    total = count(server)
+    only_mentions = count(server, **{"default-graph-uri": mentions})
+    assert 0 < only_mentions < total
+    both = httpx.get(endpoint(server), params=[("query", COUNT), ("default-graph-uri", mentions),
+                                                ("default-graph-uri", doc)])
+    assert int(both.json()["results"]["bindings"][0]["n"]["value"]) > only_mentions
+    # POST form and POST direct carry them too
+    form = httpx.post(endpoint(server), data={"query": COUNT, "default-graph-uri": mentions})
+    assert form.json()["results"]["bindings"][0]["n"]["value"] == str(only_mentions)
+    direct = httpx.post(endpoint(server), params={"default-graph-uri": mentions}, content=COUNT,
+                        headers={"Content-Type": "application/sparql-query"})
+    assert direct.json()["results"]["bindings"][0]["n"]["value"] == str(only_mentions)
+    # named-graph-uri: only those graphs are visible to GRAPH, and the default graph is empty
+    graphs = "SELECT DISTINCT ?g WHERE { GRAPH ?g { ?s ?p ?o } }"
+    r = httpx.get(endpoint(server), params={"query": graphs, "named-graph-uri": mentions})
+    assert [b["g"]["value"] for b in r.json()["results"]["bindings"]] == [mentions]
+    assert count(server, **{"named-graph-uri": mentions}) == 0
+
+
+def test_bad_graph_iri_is_400(server: ServerProcess) -> None:
+    r = httpx.get(endpoint(server), params={"query": COUNT, "default-graph-uri": "not an iri"})
+    assert r.status_code == 400
+
+
+# -- bad input: each a clear 4xx ------------------------------------------------------------
+
+def test_syntax_error_is_400_with_position(server: ServerProcess) -> None:
+    r = httpx.get(endpoint(server), params={"query": "SELECT * WHERE {\n  ?s ?p \n}"})
+    assert r.status_code == 400
+    problem = r.json()
+    assert problem["title"] == "SPARQL syntax error"
+    assert problem["line"] == 3 and problem["column"] >= 1
+    assert f"3:{problem['column']}" in problem["detail"]
+    text = httpx.get(endpoint(server), params={"query": "SELECT ?x WHERE { ?x"},
+                     headers={"Accept": "text/csv, text/plain"})
+    assert text.status_code == 400 and "1:" in text.text
+
+
+def test_update_sent_as_query_is_400(server: ServerProcess) -> None:
+    update = "INSERT DATA { <http://a> <http://b> <http://c> }"
+    for r in (httpx.get(endpoint(server), params={"query": update}),
+              httpx.post(endpoint(server), data={"query": update}),
+              httpx.post(endpoint(server), content=update,
+                         headers={"Content-Type": "application/sparql-query"})):
+        assert r.status_code == 400
+        assert "update" in r.json()["detail"].lower()
+
+
+def test_query_sent_as_update_is_400(server: ServerProcess) -> None:
+    r = httpx.post(endpoint(server), content=COUNT,
+                   headers={"Content-Type": "application/sparql-update"})
+    assert r.status_code == 400
+    r = httpx.get(endpoint(server), params={"update": "CLEAR ALL"})
+    assert r.status_code == 400
+
+
+def test_query_in_url_and_body_is_400(server: ServerProcess) -> None:
+    r = httpx.post(endpoint(server), params={"query": COUNT}, data={"query": COUNT})
+    assert r.status_code == 400
+    r = httpx.post(endpoint(server), params={"query": COUNT}, content=COUNT,
+                   headers={"Content-Type": "application/sparql-query"})
+    assert r.status_code == 400
+
+
+def test_several_query_parameters_are_400(server: ServerProcess) -> None:
+    r = httpx.get(endpoint(server), params=[("query", COUNT), ("query", COUNT)])
+    assert r.status_code == 400 and "exactly one" in r.json()["detail"]
+
+
+def test_empty_body_is_400(server: ServerProcess) -> None:
+    for ctype in ("application/sparql-query", "application/x-www-form-urlencoded"):
+        r = httpx.post(endpoint(server), content=b"", headers={"Content-Type": ctype})
+        assert r.status_code == 400
+    r = httpx.get(endpoint(server), params={"query": "  "})
+    assert r.status_code == 400
+
+
+@pytest.mark.parametrize("ctype", [None, "text/plain", "application/json", "multipart/form-data"])
+def test_wrong_or_missing_content_type_is_415(server: ServerProcess, ctype: str | None) -> None:
+    headers = {"Content-Type": ctype} if ctype else {}
+    r = httpx.post(endpoint(server), content=COUNT.encode(), headers=headers)
+    assert r.status_code == 415
+    assert "application/sparql-query" in r.json()["detail"]
+
+
+def test_ten_megabyte_query_is_413(server: ServerProcess) -> None:
+    big = "SELECT * WHERE { ?s ?p ?o } #" + "x" * (10 * 1024 * 1024)
+    r = httpx.post(endpoint(server), content=big,
+                   headers={"Content-Type": "application/sparql-query"})
+    assert r.status_code == 413
+
+    def chunked() -> Iterator[bytes]:  # no Content-Length: counted as it streams
+        for _ in range(10):
+            yield b"#" + b"x" * (1024 * 1024)
+
+    r = httpx.post(endpoint(server), content=chunked(),
+                   headers={"Content-Type": "application/sparql-query"})
+    assert r.status_code == 413
+    assert count(server) > 0
+
+
+def test_cartesian_product_hits_the_row_cap(server: ServerProcess) -> None:
+    r = httpx.get(endpoint(server), params={"query": PRODUCT}, timeout=60)
+    assert r.status_code == 422
+    problem = r.json()
+    assert problem["max_rows"] == 100_000 and "row cap" in problem["detail"]
+    r = httpx.get(endpoint(server), params={"query": PRODUCT + " LIMIT 5"})
+    assert r.status_code == 200 and len(r.json()["results"]["bindings"]) == 5
+
+
+# -- SERVICE and LOAD ------------------------------------------------------------------------
+
+class _Recorder(BaseHTTPRequestHandler):
+    """A loopback HTTP server that records every request and answers SPARQL JSON."""
+
+    hits: ClassVar[list[str]] = []
+
+    def _answer(self) -> None:
+        type(self).hits.append(self.path)
+        body = json.dumps({"head": {"vars": ["x"]}, "results": {"bindings": [
+            {"x": {"type": "literal", "value": "from the remote"}}]}}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/sparql-results+json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = _answer
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def remote() -> Iterator[str]:
+    port = free_port()
+    httpd = ThreadingHTTPServer(("127.0.0.1", port), _Recorder)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{port}"
+    httpd.shutdown()
+
+
+@pytest.fixture(scope="module")
+def strict_server(
+    sample_store: Path, tmp_path_factory: pytest.TempPathFactory, remote: str
+) -> Iterator[ServerProcess]:
+    """1 s time limit; SERVICE allowed to <remote>/allowed/ only."""
+    store = tmp_path_factory.mktemp("strict") / "store"
+    shutil.copytree(sample_store, store)
+    proc = start_server(store, tmp_path_factory.mktemp("logs"), KG_QUERY_TIMEOUT="1",
+                        KG_ALLOW_SERVICE=json.dumps([f"{remote}/allowed/"]))
+    yield proc
+    proc.stop()
+
+
+def test_service_and_load_to_loopback_refused_nothing_fetched(
+    server: ServerProcess, writable_server: ServerProcess, remote: str
+) -> None:
+    _Recorder.hits.clear()
+    host = remote.removeprefix("http://")
+    queries = [
+        f"SELECT * WHERE {{ SERVICE <{remote}/sparql> {{ ?s ?p ?o }} }}",
+        f"PREFIX r: <{remote}/> SELECT * WHERE {{ SERVICE SILENT r:sparql {{ ?s ?p ?o }} }}",
+        f"SELECT * WHERE {{ \\u0053ERVICE <http://{host}/x> {{ ?s ?p ?o }} }}",
+        f"SELECT * WHERE {{ SERVICE <\\u0068ttp://{host}/x> {{ ?s ?p ?o }} }}",
+    ]
+    for query in queries:
+        r = httpx.get(endpoint(server), params={"query": query})
+        assert r.status_code == 403, (query, r.text)
+        assert "SERVICE" in r.json()["detail"]
+    auth = {"Authorization": f"Bearer {WRITE_TOKEN}"}
+    for update in (f"LOAD <{remote}/data.ttl>", f"LOAD SILENT <{remote}/x> INTO GRAPH <http://g>",
+                   f"INSERT {{ ?s ?p ?o }} WHERE {{ SERVICE <{remote}/q> {{ ?s ?p ?o }} }}"):
+        for target in (server, writable_server):
+            r = httpx.post(endpoint(target), data={"update": update}, headers=auth)
+            assert r.status_code == 403, (update, r.text)
+    assert _Recorder.hits == []
+
+
+def test_allow_listed_service_is_called(strict_server: ServerProcess, remote: str) -> None:
+    _Recorder.hits.clear()
+    refused = httpx.get(endpoint(strict_server), params={
+        "query": f"SELECT * WHERE {{ SERVICE <{remote}/other/> {{ ?s ?p ?o }} }}"})
+    assert refused.status_code == 403
+    assert _Recorder.hits == []
+    allowed = httpx.get(endpoint(strict_server), params={
+        "query": f"SELECT ?x WHERE {{ SERVICE <{remote}/allowed/sparql> {{ ?s ?p ?x }} }}"})
+    assert allowed.status_code == 200, allowed.text
+    assert allowed.json()["results"]["bindings"][0]["x"]["value"] == "from the remote"
+    assert len(_Recorder.hits) == 1
+
+
+# -- time limit --------------------------------------------------------------------------------
+
+def test_timeout_then_next_query_answers(strict_server: ServerProcess) -> None:
+    r = httpx.get(endpoint(strict_server), params={"query": SLOW}, timeout=30)
+    assert r.status_code == 503
+    problem = r.json()
+    assert problem["limit_seconds"] == 1.0 and "time limit" in problem["detail"]
+    assert "retry-after" not in r.headers
+    # both workers can be killed in a row and the service still answers
+    for _ in range(2):
+        r = httpx.get(endpoint(strict_server), params={"query": SLOW}, timeout=30)
+        assert r.status_code == 503
+    for _ in range(4):
+        assert count(strict_server) > 0
+
+
+def test_data_unchanged_and_server_up(server: ServerProcess, sample_store: Path) -> None:
+    store = ox.Store.read_only(str(sample_store))
+    expected = len(list(store.quads_for_pattern(None, None, None, None)))
+    del store
+    assert count(server) == expected
+    assert httpx.get(server.url + "/healthz").status_code == 200
+
+
+def test_streamed_large_result_is_complete(server: ServerProcess) -> None:
+    query = "SELECT * WHERE { ?a ?b ?c . ?d ?e ?f } LIMIT 60000"
+    with httpx.stream("GET", endpoint(server), params={"query": query},
+                      headers={"Accept": "text/tab-separated-values"}, timeout=60) as r:
+        assert r.status_code == 200
+        buffer = io.BytesIO()
+        for chunk in r.iter_bytes():
+            buffer.write(chunk)
+    assert int(r.headers["content-length"]) == buffer.tell()
+    assert buffer.getvalue().count(b"\n") == 60001

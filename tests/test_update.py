@@ -1,0 +1,260 @@
+"""SPARQL 1.1 Update over HTTP against a live uvicorn server: both POST forms, credentials,
+refusals (each a clear 4xx that changes nothing), and SHACL-checked transactions."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import WRITE_TOKEN
+from tests.server_process import BASE_IRI, ServerProcess, start_server
+
+AUTH = {"Authorization": f"Bearer {WRITE_TOKEN}"}
+DIRECT = "application/sparql-update"
+FORM = "application/x-www-form-urlencoded"
+KG = f"{BASE_IRI}ontology#"
+SHAPE = """
+@prefix sh: <http://www.w3.org/ns/shacl#> .
+@prefix kg: <ontology#> .
+@prefix rdfs: <http://www.w3.org/2000/01/rdf-schema#> .
+<shapes/test#AgreementShape> a sh:NodeShape ;
+    sh:targetClass kg:Agreement ;
+    sh:property [ sh:path rdfs:label ; sh:minCount 1 ; sh:message "an agreement needs a label" ] .
+"""
+
+
+@pytest.fixture(scope="module")
+def shaped_server(sample_store: Path, tmp_path_factory: pytest.TempPathFactory
+                  ) -> Iterator[ServerProcess]:
+    """A writable server whose shapes are one known test shape (not the project's shapes/)."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("shaped")
+    shutil.copytree(sample_store, root / "store")
+    (root / "shapes").mkdir()
+    (root / "shapes" / "test.ttl").write_text(SHAPE)
+    proc = start_server(root / "store", root, KG_WRITE_TOKEN=WRITE_TOKEN,
+                        KG_SHAPES_DIR=str(root / "shapes"))
+    yield proc
+    proc.stop()
+
+
+def update(url: str, text: str, *, headers: dict[str, str] | None = None, form: bool = False,
+           params: dict[str, str] | None = None, content_type: str = DIRECT) -> httpx.Response:
+    headers = AUTH if headers is None else headers
+    if form:
+        return httpx.post(f"{url}/sparql", data={"update": text}, headers=headers, params=params)
+    return httpx.post(f"{url}/sparql", content=text.encode(), params=params,
+                      headers={"Content-Type": content_type, **headers})
+
+
+def ask(url: str, text: str) -> bool:
+    response = httpx.get(f"{url}/sparql", params={"query": text},
+                         headers={"Accept": "application/sparql-results+json"})
+    assert response.status_code == 200, response.text
+    return json.loads(response.content)["boolean"]
+
+
+def count(url: str) -> int:
+    response = httpx.get(f"{url}/sparql", params={
+        "query": "SELECT (COUNT(*) AS ?n) WHERE { GRAPH ?g { ?s ?p ?o } }"},
+        headers={"Accept": "application/sparql-results+json"})
+    return int(response.json()["results"]["bindings"][0]["n"]["value"])
+
+
+def fresh() -> str:
+    return f"http://example.org/u/{uuid.uuid4().hex}"
+
+
+def insert(graph: str, value: str = "v") -> str:
+    return f'INSERT DATA {{ GRAPH <{graph}> {{ <http://ex/s> <http://ex/p> "{value}" }} }}'
+
+
+def present(url: str, graph: str, value: str = "v") -> bool:
+    return ask(url, f'ASK {{ GRAPH <{graph}> {{ <http://ex/s> <http://ex/p> "{value}" }} }}')
+
+
+def test_direct_update_with_charset(writable_server: ServerProcess) -> None:
+    graph = fresh()
+    response = update(writable_server.url, insert(graph),
+                      content_type="application/sparql-update; charset=UTF-8")
+    assert response.status_code == 204
+    assert present(writable_server.url, graph)
+
+
+def test_form_update(writable_server: ServerProcess) -> None:
+    graph = fresh()
+    assert update(writable_server.url, insert(graph), form=True).status_code == 204
+    assert present(writable_server.url, graph)
+    delete = f'DELETE DATA {{ GRAPH <{graph}> {{ <http://ex/s> <http://ex/p> "v" }} }}'
+    assert update(writable_server.url, delete, form=True).status_code == 204
+    assert not present(writable_server.url, graph)
+
+
+def test_trailing_slash_endpoint(writable_server: ServerProcess) -> None:
+    graph = fresh()
+    response = httpx.post(f"{writable_server.url}/sparql/", content=insert(graph).encode(),
+                          headers={"Content-Type": DIRECT, **AUTH})
+    assert response.status_code == 204 and present(writable_server.url, graph)
+
+
+def test_basic_auth_with_token_as_password(writable_server: ServerProcess) -> None:
+    graph = fresh()
+    basic = base64.b64encode(f"someone:{WRITE_TOKEN}".encode()).decode()
+    response = update(writable_server.url, insert(graph),
+                      headers={"Authorization": f"Basic {basic}"})
+    assert response.status_code == 204 and present(writable_server.url, graph)
+
+
+def test_bad_syntax_is_400_with_position(writable_server: ServerProcess) -> None:
+    response = update(writable_server.url, "INSERT DATA { <http://ex/s> <http://ex/p> }")
+    assert response.status_code == 400
+    body = response.json()
+    assert body["position"]["line"] == 1 and "error at 1:" in body["detail"]
+    text = update(writable_server.url, "CLEAR XYZ",
+                  headers={**AUTH, "Accept": "text/plain"})
+    assert text.status_code == 400 and text.headers["content-type"].startswith("text/plain")
+
+
+def test_no_credential_is_401(writable_server: ServerProcess) -> None:
+    graph, before = fresh(), count(writable_server.url)
+    response = update(writable_server.url, insert(graph), headers={})
+    assert response.status_code == 401
+    assert "Basic" in response.headers["www-authenticate"]
+    assert count(writable_server.url) == before
+
+
+@pytest.mark.parametrize("authorization", [
+    "Bearer wrong-token", f"Bearer {WRITE_TOKEN}x", "Basic " + base64.b64encode(
+        b"user:wrong").decode(), "Basic !!!not-base64", f"Token {WRITE_TOKEN}",
+])
+def test_wrong_credential_is_401(writable_server: ServerProcess, authorization: str) -> None:
+    graph = fresh()
+    response = update(writable_server.url, insert(graph),
+                      headers={"Authorization": authorization})
+    assert response.status_code == 401
+    assert WRITE_TOKEN not in response.text
+    assert not present(writable_server.url, graph)
+
+
+@pytest.mark.parametrize("name", ["token", "access_token", "write_token"])
+def test_token_in_query_string_does_not_authorise(writable_server: ServerProcess,
+                                                  name: str) -> None:
+    graph = fresh()
+    response = update(writable_server.url, insert(graph), headers={},
+                      params={name: WRITE_TOKEN})
+    assert response.status_code == 401
+    assert not present(writable_server.url, graph)
+
+
+def test_credential_is_not_logged(writable_server: ServerProcess) -> None:
+    update(writable_server.url, insert(fresh()))
+    update(writable_server.url, insert(fresh()), headers={"Authorization": "Bearer bad-secret"})
+    log = writable_server.log()
+    assert WRITE_TOKEN not in log and "bad-secret" not in log
+
+
+def test_read_only_server_refuses_updates(server: ServerProcess) -> None:
+    before = count(server.url)
+    response = update(server.url, "DROP ALL")
+    assert response.status_code == 403
+    assert "disabled" in response.json()["title"].lower()
+    assert count(server.url) == before
+
+
+def test_update_sent_as_query_is_refused(writable_server: ServerProcess) -> None:
+    response = httpx.get(f"{writable_server.url}/sparql", params={"query": "DROP ALL"},
+                         headers=AUTH)
+    assert 400 <= response.status_code < 500
+    response = httpx.get(f"{writable_server.url}/sparql", params={"update": "DROP ALL"},
+                         headers=AUTH)
+    assert 400 <= response.status_code < 500
+    assert count(writable_server.url) > 0
+
+
+@pytest.mark.parametrize("text", [
+    "LOAD <http://127.0.0.1:1/data.ttl>",
+    "LOAD <http://localhost:8000/sparql> INTO GRAPH <http://ex/g>",
+    "PREFIX l: <http://127.0.0.1/> LOAD l:x",
+    "\\u004cOAD <http://127.0.0.1/x>",
+    "INSERT { ?s ?p ?o } WHERE { SERVICE <http://127.0.0.1:1/sparql> { ?s ?p ?o } }",
+])
+def test_load_and_service_are_refused(writable_server: ServerProcess, text: str) -> None:
+    before = count(writable_server.url)
+    response = update(writable_server.url, text)
+    assert response.status_code == 403
+    assert count(writable_server.url) == before
+
+
+def test_using_graph_uri_parameters(writable_server: ServerProcess) -> None:
+    source, target = fresh(), fresh()
+    update(writable_server.url, insert(source, "from-source"))
+    text = (f"INSERT {{ GRAPH <{target}> {{ ?s <http://ex/copied> ?o }} }} "
+            "WHERE { ?s <http://ex/p> ?o }")
+    response = update(writable_server.url, text, params={"using-graph-uri": source})
+    assert response.status_code == 204
+    assert ask(writable_server.url,
+               f'ASK {{ GRAPH <{target}> {{ ?s <http://ex/copied> "from-source" }} }}')
+
+
+def test_using_graph_uri_with_a_with_clause_is_400(writable_server: ServerProcess) -> None:
+    text = "WITH <http://ex/g> DELETE { ?s ?p ?o } WHERE { ?s ?p ?o }"
+    response = update(writable_server.url, text, params={"using-named-graph-uri": fresh()})
+    assert response.status_code == 400
+
+
+def test_relative_iris_resolve_against_the_base(writable_server: ServerProcess) -> None:
+    graph = fresh()
+    update(writable_server.url, f"INSERT DATA {{ GRAPH <{graph}> {{ <id/x> <http://ex/p> 1 }} }}")
+    assert ask(writable_server.url, f"ASK {{ GRAPH <{graph}> {{ <{BASE_IRI}id/x> ?p 1 }} }}")
+
+
+def test_shape_violation_is_422_and_data_unchanged(shaped_server: ServerProcess) -> None:
+    url, graph = shaped_server.url, fresh()
+    before = count(url)
+    text = (f"INSERT DATA {{ GRAPH <{graph}> {{ <http://ex/a> a <{KG}BindingAgreement> }} }} ;"
+            + insert(graph))
+    response = update(url, text)
+    assert response.status_code == 422
+    body = response.json()
+    assert body["violations"][0]["focusNode"] == "<http://ex/a>"
+    assert "an agreement needs a label" in body["detail"]
+    assert count(url) == before and not present(url, graph)
+
+
+def test_deleting_a_required_label_is_422(shaped_server: ServerProcess) -> None:
+    spa = f"{BASE_IRI}id/agreement/spa"
+    label = "http://www.w3.org/2000/01/rdf-schema#label"
+    response = update(shaped_server.url, f"DELETE WHERE {{ GRAPH ?g {{ <{spa}> <{label}> ?l }} }}")
+    assert response.status_code == 422
+    assert ask(shaped_server.url, f"ASK {{ <{spa}> <{label}> ?l }}")
+
+
+def test_conforming_update_on_shaped_server(shaped_server: ServerProcess) -> None:
+    graph = fresh()
+    label = "http://www.w3.org/2000/01/rdf-schema#label"
+    text = (f'INSERT DATA {{ GRAPH <{graph}> {{ <http://ex/b> a <{KG}BindingAgreement> ; '
+            f'<{label}> "B" }} }}')
+    assert update(shaped_server.url, text).status_code == 204
+    assert ask(shaped_server.url, f"ASK {{ GRAPH <{graph}> {{ <http://ex/b> <{label}> \"B\" }} }}")
+
+
+def test_graph_store_put_is_shape_checked_too(shaped_server: ServerProcess) -> None:
+    graph = fresh()
+    response = httpx.put(f"{shaped_server.url}/rdf-graphs", params={"graph": graph},
+                         content=f"<http://ex/c> a <{KG}BindingAgreement> .".encode(),
+                         headers={"Content-Type": "text/turtle", **AUTH})
+    assert response.status_code == 422
+    assert httpx.get(f"{shaped_server.url}/rdf-graphs", params={"graph": graph}
+                     ).status_code == 404
+
+
+def test_server_stays_up_after_refusals(writable_server: ServerProcess) -> None:
+    assert httpx.get(f"{writable_server.url}/healthz").status_code == 200
+    assert writable_server.process.poll() is None
