@@ -23,8 +23,12 @@ import pyoxigraph as ox
 BASE_IRI = "http://localhost:8000/"
 SHARED_GRAPH_NAMES = ("ontology", "vocabulary", "vocabularies", "shapes")
 LABEL_PREDICATES = frozenset(
-    "http://www.w3.org/2000/01/rdf-schema#label http://www.w3.org/2004/02/skos/core#prefLabel "
-    "http://www.w3.org/2004/02/skos/core#altLabel http://purl.org/dc/terms/title".split()
+    [
+        "http://www.w3.org/2000/01/rdf-schema#label",
+        "http://www.w3.org/2004/02/skos/core#prefLabel",
+        "http://www.w3.org/2004/02/skos/core#altLabel",
+        "http://purl.org/dc/terms/title",
+    ]
 )
 RDF_TYPE = "http://www.w3.org/1999/02/22-rdf-syntax-ns#type"
 CROSS_LINK_RATE = 0.2
@@ -54,7 +58,8 @@ def default_source(root: Path) -> Source:
 def read_quads(source: Source) -> list[ox.Quad]:
     """The source's quads; the TriG fixture lacks the ontology graphs a build has, so add them."""
     quads = list(ox.parse(path=str(source.path), format=source.format, base_iri=source.base_iri))
-    if source.format == ox.RdfFormat.TRIG and not any(_is_shared_graph(q.graph_name) for q in quads):
+    has_shared = any(_is_shared_graph(q.graph_name) for q in quads)
+    if source.format == ox.RdfFormat.TRIG and not has_shared:
         ontology_dir = source.path.resolve().parents[2] / "ontology"
         for name, file in (("ontology", "kg.ttl"), ("vocabulary", "vocabularies.ttl")):
             if (ontology_dir / file).is_file():
@@ -227,6 +232,27 @@ def sample_entities(path: Path, base_iri: str, limit: int = 2000, seed: int = 42
                 if j < limit:
                     sample[j] = subject[1:-1]
     return sorted(sample)
+
+
+def out_degrees(path: Path, entities: list[str]) -> dict[str, int]:
+    """How many quads each of `entities` is the subject of."""
+    wanted = {f"<{e}>": e for e in entities}
+    counts = dict.fromkeys(entities, 0)
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            subject = line[: line.find(" ")]
+            if subject in wanted:
+                counts[wanted[subject]] += 1
+    return counts
+
+
+def typical_entity(path: Path, entities: list[str]) -> str:
+    """The sampled entity of median out-degree (the one warm requests repeat)."""
+    if not entities:
+        return "urn:none"
+    counts = out_degrees(path, entities)
+    ranked = sorted(entities, key=lambda e: (counts[e], e))
+    return ranked[len(ranked) // 2]
 
 
 def parse_size(text: str) -> int | None:

@@ -128,7 +128,8 @@ def stream_rows(server: Server, rows: int, accept: str = "application/sparql-res
     )
 
 
-def conditional(server: Server, query: str, accept: str, timeout: float = 30.0) -> dict[str, object]:
+def conditional(server: Server, query: str, accept: str,
+                timeout: float = 30.0) -> dict[str, object]:
     """Does a repeated GET carry an ETag and Cache-Control, and does If-None-Match give 304?"""
     host, port = server.host_port
     path = server.path + "?" + urllib.parse.urlencode({"query": query})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -36,10 +37,8 @@ def tree_rss(pid: int) -> int:
         return 0
     total = 0
     for proc in procs:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             total += proc.memory_info().rss
-        except psutil.NoSuchProcess:
-            pass
     return total
 
 
@@ -99,6 +98,19 @@ def answers(endpoint: str, timeout: float = 2.0) -> bool:
             return 200 <= response.status < 300
     except (urllib.error.URLError, OSError, ValueError):
         return False
+
+
+def drain(server: Server, limit: float = 600.0, quick: float = 1.0) -> float:
+    """Wait until the server answers `ASK {}` within `quick` s (a backlog left by wrk is done)."""
+    start = time.monotonic()
+    while time.monotonic() - start < limit:
+        t0 = time.monotonic()
+        if answers(server.endpoint, timeout=limit) and time.monotonic() - t0 < quick:
+            break
+        if server.process.poll() is not None:
+            break
+        time.sleep(0.2)
+    return time.monotonic() - start
 
 
 def _wait(server: Server, timeout: float) -> Server:
@@ -164,8 +176,8 @@ def start_rdflib(data: Path, log_dir: Path, timeout: float = 1800) -> Server:
         "import sys, uvicorn; from rdflib import Dataset; "
         "from rdflib_endpoint import SparqlEndpoint; "
         "g = Dataset(default_union=True); g.parse(sys.argv[1], format='nquads'); "
-        "uvicorn.run(SparqlEndpoint(graph=g), host=sys.argv[2], port=int(sys.argv[3]), "
-        "access_log=False, log_level='warning')"
+        "uvicorn.run(SparqlEndpoint(graph=g, path='/sparql'), host=sys.argv[2], "
+        "port=int(sys.argv[3]), access_log=False, log_level='warning')"
     )
     argv = [sys.executable, "-c", script, str(data), HOST, str(port)]
     return _wait(_spawn("rdflib", argv, "/sparql", port, log_dir), timeout)

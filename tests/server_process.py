@@ -70,6 +70,8 @@ def start_server(store_path: Path, log_dir: Path, **env: str) -> ServerProcess:
         "KG_STORE_PATH": str(store_path),
         "KG_BASE_IRI": BASE_IRI,
         "KG_QUERY_WORKERS": "2",
+        # isolated from the checkout's var/ so a local `kg build` never leaks into tests
+        "KG_DUMPS_DIR": str(log_dir / "dumps"),
         **env,
     }
     log_path = log_dir / f"server-{port}.log"

@@ -122,7 +122,8 @@ def test_syntax_error_is_shown_in_the_editor(page, wb: ServerProcess) -> None:
 
 
 def test_shared_url_reopens_and_reruns(page, wb: ServerProcess) -> None:
-    query = "SELECT ?label WHERE { <id/state/japan> <http://www.w3.org/2000/01/rdf-schema#label> ?label }"
+    query = ("SELECT ?label WHERE { <id/state/japan> "
+             "<http://www.w3.org/2000/01/rdf-schema#label> ?label }")
     page.goto(wb.url + "/?query=" + quote(query, safe=""))
     page.wait_for_selector("#tab-table table.results tbody tr")
     assert "Japan" in page.inner_text("#tab-table")
@@ -163,7 +164,8 @@ def test_construct_result_offers_rdf_downloads(page, wb: ServerProcess) -> None:
 def test_editor_completes_ontology_terms(page, wb: ServerProcess) -> None:
     page.goto(wb.url + "/")
     page.wait_for_selector(".CodeMirror")
-    page.evaluate("() => window.kgYasqe.setValue('PREFIX kg: <ontology#>\\nSELECT * WHERE { ?s a ')")
+    page.evaluate(
+        "() => window.kgYasqe.setValue('PREFIX kg: <ontology#>\\nSELECT * WHERE { ?s a ')")
     page.evaluate("() => window.kgYasqe.setCursor({line: 1, ch: 100})")
     page.locator(".CodeMirror textarea").focus()
     page.keyboard.type("kg:Agree")

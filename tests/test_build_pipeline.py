@@ -8,7 +8,7 @@ from pathlib import Path
 import pyoxigraph as ox
 import pytest
 
-from build_fixtures import BASE, edit, make_layout, make_settings
+from tests.build_fixtures import BASE, edit, make_layout, make_settings
 from kg.build import build, check
 from kg.build.writer import stores_dir
 from kg.errors import BuildError

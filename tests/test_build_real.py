@@ -9,7 +9,7 @@ from __future__ import annotations
 import pyoxigraph as ox
 import pytest
 
-from build_fixtures import BASE, make_layout, make_settings
+from tests.build_fixtures import BASE, make_layout, make_settings
 from kg import paths
 from kg.build import BuildReport, build
 

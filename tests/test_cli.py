@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from build_fixtures import BASE, edit, make_layout
+from tests.build_fixtures import BASE, edit, make_layout
 from kg.cli import app
 from kg.config import get_settings
 

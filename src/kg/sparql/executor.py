@@ -162,7 +162,8 @@ def _context() -> Any:
     method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
     ctx = mp.get_context(method)
     if method == "forkserver":
-        ctx.set_forkserver_preload(["kg.sparql.worker"])
+        # "__main__" too: otherwise every new worker re-imports the main module
+        ctx.set_forkserver_preload(["__main__", "kg.sparql.worker"])
     return ctx
 
 
@@ -182,6 +183,7 @@ class QueryExecutor:
         self._spool_dir = Path(tempfile.mkdtemp(prefix="kg-spool-"))
         self._prefixes = kg_prefixes(settings.base_iri)
         self._closed = False
+        self._pinned: set[Path] = set()  # snapshots being opened by a refresh
         self._tasks: set[asyncio.Task[None]] = set()
         self.timeouts = 0
 
@@ -249,7 +251,7 @@ class QueryExecutor:
         self._prune()
 
     def _prune(self) -> None:
-        keep = {w.snapshot for w in self._workers}
+        keep = {w.snapshot for w in self._workers} | self._pinned
         if self._snapshot is not None:
             keep.add(self._snapshot)
         self.store.prune_snapshots(keep)
@@ -334,10 +336,14 @@ class QueryExecutor:
             if self._closed:
                 return
             snapshot = await asyncio.to_thread(self.store.snapshot)
+            self._pinned.add(snapshot)
             generation = self._generation + 1
-            fresh = await asyncio.gather(
-                *(self._spawn(snapshot, generation) for _ in range(self.settings.query_workers))
-            )
+            try:
+                fresh = await asyncio.gather(
+                    *(self._spawn(snapshot, generation) for _ in range(self.settings.query_workers))
+                )
+            finally:
+                self._pinned.discard(snapshot)
             self._snapshot, self._generation = snapshot, generation
             old: list[_Worker] = []
             while not self._idle.empty():
