@@ -1,10 +1,11 @@
 """`kg build` wall time: the real graph, and against the number of source documents.
 
 Each build runs in a child process (`kg build`) with its store and dumps in a scratch folder, so
-the checkout's var/ is never touched. The document-count curve builds subsets of data/: a scratch
-KG_HOME holding the first n documents (sources, metadata, extraction files) with ontology/,
-shapes/ and queries/ linked; a subset the build rejects (a document whose extraction depends on
-another's) is reported as failed, not hidden.
+the checkout's var/ is never touched. The document-count curve builds a scratch KG_HOME holding
+the curated extraction of the first n documents only, with ontology/, shapes/, queries/ linked.
+Every source text stays (segmentation and the mention scan still cover all of them): the build
+checks that each curated label occurs in some source, so dropping source texts makes it refuse
+the subset. A subset the build rejects is reported as failed, not hidden.
 """
 
 from __future__ import annotations
@@ -16,8 +17,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-
-import yaml
 
 KG = [sys.executable, "-c", "from kg.cli import app; app()"]
 
@@ -49,39 +48,31 @@ def _document_stems(root: Path) -> list[str]:
 
 
 def subset_home(root: Path, target: Path, n: int) -> Path:
-    """A scratch KG_HOME with the first `n` documents of `root`."""
+    """A scratch KG_HOME with the curated extraction of the first `n` documents of `root`."""
     if target.exists():
         shutil.rmtree(target)
     (target / "data").mkdir(parents=True)
     for name in ("ontology", "shapes", "queries"):
         if (root / name).exists():
             (target / name).symlink_to((root / name).resolve())
+    shutil.copytree(root / "data" / "sources", target / "data" / "sources")
+    if (root / "data" / "documents.yaml").is_file():
+        shutil.copy2(root / "data" / "documents.yaml", target / "data" / "documents.yaml")
     stems = _document_stems(root)[:n]
-    sources = target / "data" / "sources"
-    sources.mkdir()
-    for stem in stems:
-        shutil.copy2(root / "data" / "sources" / f"{stem}.txt", sources / f"{stem}.txt")
     extraction = target / "data" / "extraction"
     extraction.mkdir()
     for path in sorted((root / "data" / "extraction").glob("*")):
         if any(path.name.startswith(stem) for stem in stems) or not re.match(r"\d{3}_", path.name):
             shutil.copy2(path, extraction / path.name)
-    meta_path = root / "data" / "documents.yaml"
-    if meta_path.is_file():
-        meta = yaml.safe_load(meta_path.read_text(encoding="utf-8")) or {}
-        docs = [d for d in meta.get("documents", []) if Path(d.get("file", "")).stem in stems]
-        meta["documents"] = docs
-        (target / "data" / "documents.yaml").write_text(yaml.safe_dump(meta, sort_keys=False),
-                                                        encoding="utf-8")
     return target
 
 
 def build_curve(root: Path, scratch: Path) -> list[dict[str, object]]:
     points = []
     total = len(_document_stems(root))
-    for n in range(1, total + 1):
+    for n in range(total + 1):
         home = subset_home(root, scratch / f"home-{n}", n)
         result = run_build(home, scratch / f"out-{n}")
         result.pop("dump", None)
-        points.append({"documents": n, **result})
+        points.append({"documents": n, "sources": total, **result})
     return points

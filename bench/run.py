@@ -262,7 +262,11 @@ def run_size(label: str, opts: Options, source: datagen.Source) -> dict[str, obj
 
 def run_builds(opts: Options) -> dict[str, object]:
     log("timing `kg build` of the real graph")
-    out: dict[str, object] = {"real": buildtime.run_build(ROOT, opts.work / "build" / "real")}
+    runs = [buildtime.run_build(ROOT, opts.work / "build" / f"real-{i}") for i in range(3)]
+    ok = [r for r in runs if r["ok"]]
+    real = dict(sorted(ok, key=lambda r: r["seconds"])[len(ok) // 2] if ok else runs[-1])
+    real["runs_s"] = [r["seconds"] for r in runs]
+    out: dict[str, object] = {"real": real}
     if opts.build_curve:
         log("timing `kg build` against the number of documents")
         out["curve"] = buildtime.build_curve(ROOT, opts.work / "build" / "curve")
@@ -291,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
             "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                         "memory_gb": round(_memory_gb(), 1)},
             "versions": versions(),
+            "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
             "settings": {"quick": opts.quick, "duration_s": opts.duration,
                          "connections": opts.connections, "threads": opts.threads,
                          "seed": opts.seed, "servers": opts.servers, "sizes": opts.sizes,
@@ -304,6 +309,8 @@ def main(argv: list[str] | None = None) -> int:
     log(f"shape source: {source.path}")
     results["sizes"] = [run_size(label, opts, source) for label in opts.sizes]
     results["meta"]["wall_s"] = round(time.time() - started, 1)  # type: ignore[index]
+    results["meta"]["load_average_at_end"] = [  # type: ignore[index]
+        round(x, 2) for x in os.getloadavg()]
     paths = report.write(results, opts.out)
     for path in paths:
         log(f"wrote {path}")

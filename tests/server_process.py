@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import httpx
 import pyoxigraph as ox
 
 from kg import paths
+from kg.store import default_graph
 
 BASE_IRI = "http://localhost:8000/"
 SAMPLE = Path(__file__).parent / "fixtures" / "sample.trig"
@@ -25,10 +27,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def make_sample_store(target: Path, base_iri: str = BASE_IRI) -> Path:
-    """An on-disk store holding the ontology, vocabularies and the sample dataset."""
+def make_sample_store(
+    target: Path, base_iri: str = BASE_IRI, extra: Sequence[Path] = ()
+) -> Path:
+    """An on-disk store: ontology, vocabularies, the sample dataset and any `extra` TriG files,
+    with the merged default graph the build writes (kg.store.default_graph)."""
     store = ox.Store(str(target))
-    store.bulk_load(path=str(SAMPLE), format=ox.RdfFormat.TRIG, base_iri=base_iri)
+    for trig in (SAMPLE, *extra):
+        store.bulk_load(path=str(trig), format=ox.RdfFormat.TRIG, base_iri=base_iri)
     for name, file in (("ontology", "kg.ttl"), ("vocabulary", "vocabularies.ttl")):
         store.bulk_load(
             path=str(paths.ONTOLOGY_DIR / file),
@@ -36,6 +42,7 @@ def make_sample_store(target: Path, base_iri: str = BASE_IRI) -> Path:
             base_iri=base_iri,
             to_graph=ox.NamedNode(f"{base_iri}graph/{name}"),
         )
+    store.bulk_extend(list(default_graph.merged(store.quads_for_pattern(None, None, None, None))))
     store.flush()
     del store
     return target

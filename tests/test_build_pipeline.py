@@ -8,10 +8,10 @@ from pathlib import Path
 import pyoxigraph as ox
 import pytest
 
-from tests.build_fixtures import BASE, edit, make_layout, make_settings
 from kg.build import build, check
 from kg.build.writer import stores_dir
 from kg.errors import BuildError
+from tests.build_fixtures import BASE, edit, make_layout, make_settings
 
 KG = BASE + "ontology#"
 
@@ -37,7 +37,7 @@ def _fails(settings, layout, *needles: str) -> str:
 
 def _ask(settings, query: str) -> bool:
     store = ox.Store.read_only(str(settings.store_path.resolve()))
-    return bool(store.query(query, use_default_graph_as_union=True))
+    return bool(store.query(query))
 
 
 def test_valid_corpus_checks(settings, layout):

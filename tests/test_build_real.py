@@ -9,9 +9,9 @@ from __future__ import annotations
 import pyoxigraph as ox
 import pytest
 
-from tests.build_fixtures import BASE, make_layout, make_settings
 from kg import paths
 from kg.build import BuildReport, build
+from tests.build_fixtures import BASE, make_layout, make_settings
 
 KG = BASE + "ontology#"
 NEW_DOC = "zzz_new_document.txt"
@@ -32,7 +32,7 @@ def real(tmp_path_factory) -> tuple[BuildReport, ox.Store]:
 
 
 def _rows(store: ox.Store, query: str) -> list:
-    return list(store.query(query, use_default_graph_as_union=True))
+    return list(store.query(query))
 
 
 def test_real_build_counts(real):

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tests.build_fixtures import BASE, edit, make_layout
 from kg.cli import app
 from kg.config import get_settings
+from tests.build_fixtures import BASE, edit, make_layout
 
 runner = CliRunner()
 

@@ -374,7 +374,7 @@ def test_timeout_then_next_query_answers(strict_server: ServerProcess) -> None:
 
 def test_data_unchanged_and_server_up(server: ServerProcess, sample_store: Path) -> None:
     store = ox.Store.read_only(str(sample_store))
-    expected = len(list(store.quads_for_pattern(None, None, None, None)))
+    expected = len(list(store.quads_for_pattern(None, None, None, ox.DefaultGraph())))
     del store
     assert count(server) == expected
     assert httpx.get(server.url + "/healthz").status_code == 200

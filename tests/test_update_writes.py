@@ -72,8 +72,11 @@ def run(state: AppState, text: str, **kwargs: object) -> writes.WriteOutcome:
 def test_insert_commits_bumps_version_and_refreshes(state: AppState) -> None:
     version = state.store.version
     outcome = run(state, 'INSERT DATA { GRAPH <http://ex/g> { <http://ex/s> <http://ex/p> "o" } }')
-    assert outcome.added == 1 and outcome.graphs == ["http://ex/g"]
+    # one quad in the named graph, and the same triple in the merged default graph
+    assert outcome.added == 2 and outcome.graphs == ["", "http://ex/g"]
     assert state.store.raw.contains_named_graph(ox.NamedNode("http://ex/g"))
+    triple = (ox.NamedNode("http://ex/s"), ox.NamedNode("http://ex/p"), ox.Literal("o"))
+    assert ox.Quad(*triple, ox.DefaultGraph()) in quads(state)
     assert state.store.version > version and state.executor.refreshes == 1
 
 

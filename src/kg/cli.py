@@ -129,6 +129,7 @@ def query(
     try:
         result = store.query(
             sparql,
+            base_iri=settings.base_iri,
             use_default_graph_as_union=settings.union_default_graph,
             prefixes=kg_prefixes(settings.base_iri),
         )

@@ -44,7 +44,9 @@ class Settings(BaseSettings):
     )
     cors_origins: list[str] = Field(default_factory=lambda: ["*"], description="CORS for reads")
     union_default_graph: bool = Field(
-        True, description="The default graph of queries is the union of all graphs"
+        False,
+        description="Query the union of named graphs instead of the stored default graph, "
+        "which the build fills with their merge (pyoxigraph's union repeats shared triples)",
     )
     log_level: str = "info"
 

@@ -36,5 +36,5 @@ def kg_prefixes(base_iri: str) -> dict[str, str]:
 
 
 def graph_iri(base_iri: str, name: str) -> str:
-    """Named graphs: graph/doc/<stem>, graph/ontology, graph/vocabulary, graph/mentions, graph/inferred."""
+    """Named graphs: graph/doc/<stem>, graph/ontology, graph/vocabulary, graph/mentions..."""
     return f"{base_iri}graph/{name}"

@@ -64,8 +64,8 @@ def description_triples(state: AppState, stats: DatasetStats, endpoint: str) -> 
             add(service, _sd("inputFormat"), ox.NamedNode(FORMATS + name))
     for name in RESULT_FORMATS:
         add(service, _sd("resultFormat"), ox.NamedNode(FORMATS + name))
-    if settings.union_default_graph:
-        add(service, _sd("feature"), _sd("UnionDefaultGraph"))
+    # the default graph is the merge of all named graphs (kg.store.default_graph)
+    add(service, _sd("feature"), _sd("UnionDefaultGraph"))
     if settings.allow_service:
         add(service, _sd("feature"), _sd("BasicFederatedQuery"))
     add(service, _sd("defaultEntailmentRegime"),
@@ -77,9 +77,8 @@ def description_triples(state: AppState, stats: DatasetStats, endpoint: str) -> 
     default_graph = ox.BlankNode()
     add(dataset, _sd("defaultGraph"), default_graph)
     add(default_graph, RDF_TYPE, _sd("Graph"))
-    if settings.union_default_graph:
-        add(default_graph, ox.NamedNode(VOID + "triples"), ox.Literal(str(stats.triples),
-            datatype=ox.NamedNode(STANDARD_PREFIXES["xsd"] + "integer")))
+    add(default_graph, ox.NamedNode(VOID + "triples"), ox.Literal(str(stats.triples),
+        datatype=ox.NamedNode(STANDARD_PREFIXES["xsd"] + "integer")))
     for graph, triples in stats.graphs.items():
         named, inner = ox.BlankNode(), ox.BlankNode()
         add(dataset, _sd("namedGraph"), named)

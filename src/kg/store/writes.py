@@ -30,8 +30,9 @@ this knowledge graph (thousands to a few hundred thousand quads) but not for a s
 millions; there the rehearsal should copy only the graphs the update can touch. Functions with
 fresh values (NOW, RAND, UUID, STRUUID, BNODE, blank nodes in templates) are evaluated twice,
 in the rehearsal and at commit, so committed values can differ from the validated ones (shapes
-rarely constrain them). The default graph of an update is the store's real default graph, not
-the union that queries see: address named graphs with GRAPH, USING or WITH.
+rarely constrain them). The stored default graph is the merge of the named graphs (see
+kg.store.default_graph): a write to a named graph is carried into it by operations appended to
+the same atomic update; a write to the default graph itself stays there only.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ from starlette.concurrency import run_in_threadpool
 
 from kg.config import Settings
 from kg.errors import ClientError, NotFound, ShapeViolation, UpdateSyntaxError
-from kg.store import update_text
+from kg.store import default_graph, update_text
 from kg.store.embedded import EmbeddedStore
 
 log = logging.getLogger("kg.writes")
@@ -232,8 +233,13 @@ def transact(
             rehearsal.add_graph(graph)
         _run(rehearsal, text, base_iri)
 
-        after_quads = set(rehearsal.quads_for_pattern(None, None, None, None))
         before_set = set(before_quads)
+        after_quads = set(rehearsal.quads_for_pattern(None, None, None, None))
+        sync = default_graph.sync_update(after_quads - before_set, before_set - after_quads)
+        if sync:  # keep the merged default graph in step, in the same atomic update
+            _run(rehearsal, sync, base_iri)
+            after_quads = set(rehearsal.quads_for_pattern(None, None, None, None))
+            text = f"{text}\n;\n{sync}"
         added, removed = after_quads - before_set, before_set - after_quads
         after_graphs = set(rehearsal.named_graphs())
         affected: set[GraphName] = {q.graph_name for q in added | removed}

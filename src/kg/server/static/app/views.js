@@ -65,14 +65,16 @@
   }
 
   /* ---------- network ---------- */
-  const GROUP_OF = { agreement: "agreement", programme: "programme", initiative: "programme",
-    dialogue: "dialogue", mechanism: "dialogue", event: "event", state: "state", org: "organisation",
-    mil: "military", mission: "mission", body: "organisation", person: "person" };
-
-  const COLOURS = { agreement: "#1f5fa8", programme: "#2e8540", dialogue: "#7b3fa0",
-    event: "#b45f06", state: "#a8325e", organisation: "#2a8a8a", military: "#6b6b2a",
-    mission: "#c0392b", person: "#555555", other: "#999999" };
-  const colour = (group) => COLOURS[group] || "#8a6d3b";
+  const GROUP_OF = { programme: "programme", initiative: "programme", mechanism: "dialogue",
+    org: "organisation", body: "organisation", mil: "military", doc: "document",
+    gov: "government", eu: "EU body" };
+  const PALETTE = ["#1f5fa8", "#2e8540", "#7b3fa0", "#b45f06", "#a8325e", "#2a8a8a", "#6b6b2a",
+    "#c0392b", "#555555", "#17607d", "#8c564b", "#d62790", "#7f7f7f", "#bcbd22"];
+  const colours = new Map();
+  const colour = (kind) => {
+    if (!colours.has(kind)) colours.set(kind, PALETTE[colours.size % PALETTE.length]);
+    return colours.get(kind);
+  };
 
   function kindOf(iri) {
     if (!iri.startsWith(KG.baseIri)) return "other";
@@ -86,8 +88,9 @@
     const addNode = (iri, label) => {
       if (!nodes.has(iri)) {
         const title = KG.el("div", {}, KG.el("strong", { text: label }), KG.el("br"), KG.el("span", { text: kindOf(iri) }));
-        const group = kindOf(iri);
-        nodes.set(iri, { id: iri, label, group, title, color: { background: colour(group), border: "#fff" } });
+        const kind = kindOf(iri);
+        const c = colour(kind);
+        nodes.set(iri, { id: iri, label, kind, title, color: { background: c, border: c, highlight: { background: c, border: "#000" } } });
       }
     };
     for (const row of rows) {
@@ -105,10 +108,11 @@
         edges: { font: { size: 10, align: "middle", color: "#666" }, color: { color: "#9aa7b8" }, smooth: { type: "dynamic" } },
         physics: { stabilization: { iterations: 300 }, barnesHut: { springLength: 140 } },
         interaction: { hover: true, tooltipDelay: 150 },
+        layout: { improvedLayout: nodes.size <= 100 },
       });
     const panel = KG.el("p", { id: "selection", class: "selection" });
     container.after(panel);
-    const kindsShown = [...new Set([...nodes.values()].map((n) => n.group))].sort();
+    const kindsShown = [...new Set([...nodes.values()].map((n) => n.kind))].sort();
     const legend = KG.el("p", { class: "legend" }, KG.el("span", { text: "Kinds: " }));
     for (const kind of kindsShown) {
       const swatch = KG.el("span", { class: "swatch" });
@@ -120,7 +124,7 @@
       const iri = params.nodes[0];
       if (!iri) { panel.replaceChildren(); return; }
       const node = nodes.get(iri);
-      panel.replaceChildren(KG.el("span", { text: "Selected " + node.group + ": " }), link(iri, node.label), KG.el("span", { text: " (double-click a node to open its page)" }));
+      panel.replaceChildren(KG.el("span", { text: "Selected " + node.kind + ": " }), link(iri, node.label), KG.el("span", { text: " (double-click a node to open its page)" }));
     });
     net.on("doubleClick", (params) => {
       if (params.nodes[0]) window.location.href = KG.href(params.nodes[0]);

@@ -279,11 +279,15 @@
     const every = (v, pred) => rows.every((r) => !r[v] || pred(r[v])) && rows.some((r) => r[v]);
     const numeric = vars.filter((v) => every(v, KG.isNumeric));
     const dates = vars.filter((v) => every(v, KG.isDate));
-    const labelVar = vars.find((v) => !numeric.includes(v) && !dates.includes(v));
+    // Bars are labelled by up to two text columns (labels read better than IRIs).
+    const others = vars.filter((v) => !numeric.includes(v) && !dates.includes(v));
+    const texts = others.filter((v) => rows.every((r) => !r[v] || r[v].type === "literal"));
+    const labelVars = (texts.length ? texts : others).slice(0, 2);
+    const labelVar = labelVars.map((v) => "?" + v).join(" · ").slice(1);
     let config = null;
     let note = "";
-    if (numeric.length && labelVar && rows.length <= 200) {
-      const labels = rows.map((r) => KG.termText(r[labelVar], prefixes));
+    if (numeric.length && labelVars.length && rows.length <= 200) {
+      const labels = rows.map((r) => labelVars.map((v) => KG.termText(r[v], prefixes)).filter(Boolean).join(" · "));
       config = {
         type: "bar",
         data: { labels, datasets: numeric.slice(0, 4).map((v) => ({ label: "?" + v, data: rows.map((r) => (r[v] ? Number(r[v].value) : null)) })) },

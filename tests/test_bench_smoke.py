@@ -1,0 +1,58 @@
+"""Smoke test of the benchmark harness (bench/): it runs and writes a table. Never asserts speed.
+
+Needs wrk (Debian) and the `bench` extra (oxigraph CLI, psutil, matplotlib, rdflib-endpoint):
+`bash bench/install.sh`. Without them the test is skipped, saying which is missing.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXPECTED_COLUMNS = ["kind", "mode", "server", "req/s", "× oxigraph", "p50 ms", "p99 ms", "errors"]
+
+
+def _missing() -> list[str]:
+    missing = []
+    if shutil.which("wrk") is None:
+        missing.append("wrk (apt-get install wrk)")
+    oxigraph = Path(sys.executable).parent / "oxigraph"
+    if not oxigraph.exists() and shutil.which("oxigraph") is None:
+        missing.append("the oxigraph CLI (PyPI package oxigraph)")
+    for module in ("psutil", "matplotlib"):
+        if importlib.util.find_spec(module) is None:
+            missing.append(module)
+    return missing
+
+
+@pytest.mark.slow
+def test_quick_benchmark_writes_a_table(tmp_path: Path) -> None:
+    missing = _missing()
+    if missing:
+        pytest.skip(f"benchmark tools missing: {', '.join(missing)}; run `bash bench/install.sh`")
+    out = tmp_path / "results"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--quick", "--servers", "oxigraph,kg",
+         "--sizes", "real", "--source", str(ROOT / "tests" / "fixtures" / "sample.trig"),
+         "--duration", "1", "--out", str(out), "--work", str(tmp_path / "work")],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((out / "latest.json").read_text(encoding="utf-8"))
+    (size,) = results["sizes"]
+    table = size["table"]
+    assert table, "no rows measured"
+    assert all(list(row) == EXPECTED_COLUMNS for row in table)
+    assert {row["server"] for row in table} == {"oxigraph", "kg"}
+    assert {row["mode"] for row in table} == {"cold", "warm"}
+    assert {"point", "join", "aggregate", "construct", "competency"} <= {r["kind"] for r in table}
+    markdown = (out / "latest.md").read_text(encoding="utf-8")
+    assert "| " + " | ".join(EXPECTED_COLUMNS) + " |" in markdown
+    assert (out / "latest.png").is_file()
