@@ -6,8 +6,11 @@ replicated with its IRIs renamed: replica 0 keeps the original names (so the com
 still find their entities), replica k appends `-r{k}` to each data IRI under `<base>id/` and to
 each per-document graph, and ` [k]` to labels and titles. A seeded fraction of the links to
 labelled entities points to an earlier replica, as several documents mention the same actors.
-The output has exactly N quads (the last replica is cut short) and only absolute IRIs, so every
-server loads the same bytes.
+As `kg build` does, the default graph holds the merge (distinct triples) of all named graphs, so
+every server answers from the same stored default graph (no union option needed, and none of
+pyoxigraph 0.5's union double counting). N counts all quads, default graph included; the output
+has exactly N lines (the last replica is cut short) and only absolute IRIs, so every server loads
+the same bytes.
 """
 
 from __future__ import annotations
@@ -95,7 +98,7 @@ class _Templater:
         value = term.value
         return value.startswith(self.id_prefix) and value not in self.fixed_iris
 
-    def term(self, term: object, position: str, predicate: str) -> str:
+    def term(self, term: object, position: str, predicate: str, renamed_subject: bool) -> str:
         if isinstance(term, ox.NamedNode):
             if position == "g":
                 if term.value.startswith(self.doc_graph_prefix):
@@ -109,70 +112,87 @@ class _Templater:
             return str(term)
         if isinstance(term, ox.BlankNode):
             return f"_:{term.value}{OWN}"
-        if isinstance(term, ox.Literal) and position == "o" and predicate in LABEL_PREDICATES:
+        if (isinstance(term, ox.Literal) and position == "o" and renamed_subject
+                and predicate in LABEL_PREDICATES):
             text = str(term)
             close = text.rindex('"')
             return text[:close] + LABEL + text[close:]
-        if isinstance(term, ox.DefaultGraph):
-            return ""
         return str(term)
 
-    def line(self, quad: ox.Quad) -> str:
+    def templates(self, quad: ox.Quad) -> tuple[str, str]:
+        """(the quad's line, its triple's line in the default graph), both with markers."""
         p = quad.predicate.value
-        parts = [
-            self.term(quad.subject, "s", p),
-            str(quad.predicate),
-            self.term(quad.object, "o", p),
-        ]
-        graph = self.term(quad.graph_name, "g", p)
-        if graph:
-            parts.append(graph)
-        return " ".join(parts) + " .\n"
+        subject = quad.subject
+        renamed = isinstance(subject, ox.BlankNode) or (
+            isinstance(subject, ox.NamedNode) and self._renamed(subject))
+        triple = " ".join((self.term(subject, "s", p, renamed), str(quad.predicate),
+                           self.term(quad.object, "o", p, renamed)))
+        graph = self.term(quad.graph_name, "g", p, renamed)
+        return f"{triple} {graph} .\n", f"{triple} .\n"
+
+
+def _fill(template: str, own: str, other: str, label: str, blank: str) -> str:
+    # IRIs take "-r{k}"; blank node labels take "r{k}" ("_:b0-r1" is not a legal label)
+    text = template.replace(XLINK, other).replace(LABEL, label)
+    return text.replace(f"{OWN}>", f"{own}>").replace(OWN, blank)
 
 
 def _suffix(k: int) -> str:
     return "" if k == 0 else f"-r{k}"
 
 
-def _blank_suffix(k: int) -> str:
-    return f"r{k}"
-
-
-def generate_lines(quads: list[ox.Quad], target: int, seed: int,
+def generate_lines(quads: list[ox.Quad], target: int | None, seed: int,
                    base_iri: str = BASE_IRI) -> Iterator[str]:
-    """Yield exactly `target` N-Quads lines (fewer only if `target` <= 0)."""
+    """Yield `target` N-Quads lines (all of one copy when `target` is None).
+
+    As `kg build` does, the default graph holds the merge (the distinct triples) of all the
+    named graphs; each triple's default-graph line follows the first quad that asserts it, so a
+    cut anywhere leaves a consistent store.
+    """
     templater = _Templater(quads, base_iri)
-    shared = [templater.line(q) for q in quads if _is_shared_graph(q.graph_name)]
-    data = [templater.line(q) for q in quads if not _is_shared_graph(q.graph_name)]
-    plain = [t for t in data if XLINK not in t]
-    linked = [t for t in data if XLINK in t]
+    named = [q for q in quads if not isinstance(q.graph_name, ox.DefaultGraph)]
+    shared = [templater.templates(q) for q in named if _is_shared_graph(q.graph_name)]
+    data = [templater.templates(q) for q in named if not _is_shared_graph(q.graph_name)]
+    # lines without any marker are the same in every copy: written once, with the shared ones
+    fixed = shared + [t for t in data if not any(m in t[0] for m in (OWN, XLINK, LABEL))]
+    varying = [t for t in data if any(m in t[0] for m in (OWN, XLINK, LABEL))]
     rng = random.Random(seed)
+    limit = target if target is not None else -1
     emitted = 0
-    for line in shared:
-        if emitted >= target:
-            return
-        # Shared graphs hold no renamed IRIs, but may hold blank nodes.
-        yield line.replace(XLINK, "").replace(OWN, "").replace(LABEL, "")
-        emitted += 1
-    if not data:
-        return
-    k = 0
-    while emitted < target:
-        own, label = _suffix(k), ("" if k == 0 else f" [{k}]")
-        chunk: list[str] = []
-        for template in plain:
-            text = template.replace(LABEL, label)
-            # blank nodes need a legal label suffix: "_:b0" + "-r1" is not one
-            chunk.append(text.replace(f"{OWN}>", f"{own}>").replace(OWN, _blank_suffix(k)))
-        for template in linked:
-            other = rng.randrange(k) if k and rng.random() < CROSS_LINK_RATE else k
-            text = template.replace(XLINK, _suffix(other)).replace(LABEL, label)
-            chunk.append(text.replace(f"{OWN}>", f"{own}>").replace(OWN, _blank_suffix(k)))
-        for line in chunk:
-            if emitted >= target:
+    seen: set[str] = set()  # default-graph lines already written
+    for quad_t, triple_t in fixed:
+        for line, is_triple in ((_fill(quad_t, "", "", "", "r0"), False),
+                                (_fill(triple_t, "", "", "", "r0"), True)):
+            if is_triple:
+                if line in seen:
+                    continue
+                seen.add(line)
+            if emitted == limit:
                 return
             yield line
             emitted += 1
+    if not varying:
+        return
+    copies = 1 if target is None else None
+    k = 0
+    while (k < copies) if copies is not None else (emitted < limit):
+        own, label, blank = _suffix(k), ("" if k == 0 else f" [{k}]"), f"r{k}"
+        replica_seen = seen if k == 0 else set()
+        for quad_t, triple_t in varying:
+            other = own
+            if XLINK in quad_t:
+                other = _suffix(rng.randrange(k)) if k and rng.random() < CROSS_LINK_RATE else own
+            quad_line = _fill(quad_t, own, other, label, blank)
+            triple_line = _fill(triple_t, own, other, label, blank)
+            for line, is_triple in ((quad_line, False), (triple_line, True)):
+                if is_triple:
+                    if triple_line in replica_seen:  # asserted by several graphs
+                        continue
+                    replica_seen.add(triple_line)
+                if emitted == limit:
+                    return
+                yield line
+                emitted += 1
         k += 1
 
 
@@ -186,7 +206,7 @@ def source_digest(quads: list[ox.Quad]) -> str:
 def generate(source: Source, target: int | None, out_dir: Path, seed: int = 42) -> Path:
     """Write (or reuse) the scaled N-Quads file; `target=None` keeps the source's size."""
     quads = read_quads(source)
-    size = len(quads) if target is None else target
+    size = "real" if target is None else str(target)
     name = f"kg-{source_digest(quads)}-{size}-s{seed}.nq"
     out = out_dir / name
     if out.is_file():
@@ -195,7 +215,7 @@ def generate(source: Source, target: int | None, out_dir: Path, seed: int = 42) 
     tmp = out.with_suffix(".tmp")
     with tmp.open("w", encoding="utf-8", newline="\n") as fh:
         batch: list[str] = []
-        for line in generate_lines(quads, size, seed, source.base_iri):
+        for line in generate_lines(quads, target, seed, source.base_iri):
             batch.append(line)
             if len(batch) >= 100_000:
                 fh.writelines(batch)

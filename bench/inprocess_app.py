@@ -26,7 +26,7 @@ def create_app() -> FastAPI:
 
     @app.get("/sparql")
     def sparql(request: Request, query: str) -> Response:
-        results = store.query(query, base_iri=base, use_default_graph_as_union=True)
+        results = store.query(query, base_iri=base)
         if isinstance(results, ox.QueryTriples):
             body = results.serialize(format=ox.RdfFormat.TURTLE)
             return Response(body, media_type="text/turtle")

@@ -8,11 +8,14 @@ to first byte and the server's memory growth while a 1M-row SELECT streams.
 from __future__ import annotations
 
 import http.client
+import json
 import statistics
 import threading
 import time
 import urllib.parse
 from dataclasses import asdict, dataclass
+
+import pyoxigraph as ox
 
 from bench.servers import Server, tree_rss
 
@@ -25,10 +28,11 @@ class Answer:
     bytes: int
     content_type: str
     error: str = ""
+    body: bytes = b""
 
 
 def get(server: Server, query: str, accept: str, timeout: float = 60.0,
-        read_limit: int | None = None) -> Answer:
+        read_limit: int | None = None, keep_body: bool = False) -> Answer:
     host, port = server.host_port
     path = server.path + "?" + urllib.parse.urlencode({"query": query})
     conn = http.client.HTTPConnection(host, port, timeout=timeout)
@@ -39,17 +43,37 @@ def get(server: Server, query: str, accept: str, timeout: float = 60.0,
         first = response.read(1)
         ttfb = time.perf_counter() - start
         size = len(first)
+        kept = [first] if keep_body else []
         while chunk := response.read(1 << 16):
             size += len(chunk)
+            if keep_body:
+                kept.append(chunk)
             if read_limit is not None and size >= read_limit:
                 break
         return Answer(response.status, time.perf_counter() - start, ttfb, size,
-                      response.getheader("Content-Type", ""))
+                      response.getheader("Content-Type", ""), body=b"".join(kept))
     except (OSError, http.client.HTTPException) as exc:
         elapsed = time.perf_counter() - start
         return Answer(0, elapsed, elapsed, 0, "", f"{type(exc).__name__}: {exc}")
     finally:
         conn.close()
+
+
+def count_results(answer: Answer) -> int | None:
+    """Solutions (JSON results) or triples (an RDF body); None when the body cannot be read."""
+    media = answer.content_type.split(";")[0].strip().lower()
+    try:
+        if media.endswith("json"):
+            data = json.loads(answer.body)
+            if "boolean" in data:
+                return int(bool(data["boolean"]))
+            return len(data["results"]["bindings"])
+        fmt = ox.RdfFormat.from_media_type(media)
+        if fmt is None:
+            return None
+        return sum(1 for _ in ox.parse(answer.body, format=fmt))
+    except (ValueError, KeyError, TypeError, SyntaxError):
+        return None
 
 
 def latency(server: Server, query: str, accept: str, runs: int = 3,

@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-TABLE_COLUMNS = ("kind", "mode", "server", "req/s", "× oxigraph", "p50 ms", "p99 ms", "errors")
+TABLE_COLUMNS = ("kind", "mode", "server", "req/s", "× oxigraph", "p50 ms", "p99 ms", "errors",
+                 "results")
 SMALL = ("point", "join", "construct")
 MB = 1024 * 1024
 
@@ -40,6 +41,24 @@ def ratio(size: dict[str, Any], row: dict[str, Any], reference: str = "oxigraph"
     return float(row["rps"]) / ref
 
 
+def _results(size: dict[str, Any], server: str, kind: str, mode: str) -> Any:
+    for row in _rows(size):
+        if (row["server"], row["kind"], row["mode"]) == (server, kind, mode):
+            return row.get("check_results")
+    return None
+
+
+def results_cell(size: dict[str, Any], row: dict[str, Any]) -> str:
+    """Solutions/triples of one request of this kind; flagged when Oxigraph's count differs."""
+    mine = row.get("check_results")
+    ref = _results(size, "oxigraph", row["kind"], row["mode"])
+    if mine is None:
+        return "?" if row.get("check_status") == 200 else f"HTTP {row.get('check_status')}"
+    if ref is not None and mine != ref and row["server"] != "oxigraph":
+        return f"{mine} ≠ {ref}"
+    return str(mine)
+
+
 def table_rows(size: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
     for row in _rows(size):
@@ -49,6 +68,7 @@ def table_rows(size: dict[str, Any]) -> list[dict[str, Any]]:
             "req/s": row.get("rps"), "× oxigraph": None if r is None else round(r, 2),
             "p50 ms": row.get("p50_ms"), "p99 ms": row.get("p99_ms"),
             "errors": row.get("errors", row.get("error", "?")),
+            "results": results_cell(size, row),
         })
     return out
 
@@ -77,7 +97,9 @@ def _ratio_target(name: str, sizes: list[dict[str, Any]], kinds: tuple[str, ...]
         if not known:
             continue
         values.extend(known.values())
-        parts.append(f"{size['size']}: " + ", ".join(f"{k} {v:.2f}×" for k, v in known.items()))
+        differ = {k for k in known if _results(size, "kg", k, mode) != _results(size, ref, k, mode)}
+        parts.append(f"{size['size']}: " + ", ".join(
+            f"{k} {v:.2f}×{' (answers differ!)' if k in differ else ''}" for k, v in known.items()))
     met = None if not values else min(values) >= threshold
     return {"target": name, "measured": "; ".join(parts) or "not measured", "met": met}
 
@@ -193,7 +215,9 @@ def markdown(results: dict[str, Any]) -> str:
         out += ["", f"## Store `{size['size']}`: {size['quads']:,} quads", ""]
         out.append(markdown_table(TABLE_COLUMNS, table_rows(size)))
         out += ["", "Kinds: " + "; ".join(f"**{k}** {d}" for k, d in size.get("kinds", {}).items())
-                + ". Cold: every request a distinct query text; warm: one text repeated.", ""]
+                + ". Cold: every request a distinct query text; warm: one text repeated. "
+                "*results*: solutions or triples of one request of the kind (≠ marks a count "
+                "that differs from Oxigraph's).", ""]
         out.append(_server_table(size))
         lat = _competency_table(size)
         if lat:

@@ -131,9 +131,11 @@ def check_kinds(server: servers.Server, kinds: list[QueryKind],
     for kind in kinds:
         for mode, templates in (("cold", kind.cold), ("warm", kind.warm)):
             template = templates[0]
-            answer = probe.get(server, template.render(entity, 123456), template.accept, 120)
+            answer = probe.get(server, template.render(entity, 123456), template.accept, 120,
+                               keep_body=True)
             checks[f"{kind.name}/{mode}"] = {
                 "status": answer.status, "bytes": answer.bytes,
+                "results": probe.count_results(answer) if answer.status == 200 else None,
                 "ms": round(answer.seconds * 1e3, 1),
                 "content_type": answer.content_type, "error": answer.error,
             }
@@ -163,7 +165,8 @@ def run_server(name: str, opts: Options, kinds: list[QueryKind], entities: list[
                 for mode in ("cold", "warm"):
                     check = info["checks"][f"{kind.name}/{mode}"]  # type: ignore[index]
                     row: dict[str, object] = {"server": name, "kind": kind.name, "mode": mode,
-                                              "check_status": check["status"]}
+                                              "check_status": check["status"],
+                                              "check_results": check["results"]}
                     try:
                         result = wrk.run(host, port, server.path,
                                          kind.cold if mode == "cold" else kind.warm, entities,

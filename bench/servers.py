@@ -148,8 +148,8 @@ def start_oxigraph(location: Path, log_dir: Path, timeout: float = 120) -> Serve
     if binary is None:
         raise ServerError("the oxigraph CLI is missing: bash bench/install.sh")
     port = free_port()
-    argv = [binary, "serve-read-only", "--location", str(location), "--bind", f"{HOST}:{port}",
-            "--union-default-graph"]
+    # no --union-default-graph: the data's default graph already holds the merge (bench.datagen)
+    argv = [binary, "serve-read-only", "--location", str(location), "--bind", f"{HOST}:{port}"]
     return _wait(_spawn("oxigraph", argv, "/query", port, log_dir), timeout)
 
 
@@ -170,12 +170,12 @@ def start_kg(store: Path, log_dir: Path, base_iri: str, timeout: float = 120,
 
 
 def start_rdflib(data: Path, log_dir: Path, timeout: float = 1800) -> Server:
-    """rdflib-endpoint parses the N-Quads into memory (a Dataset with the default union)."""
+    """rdflib-endpoint parses the N-Quads into memory; queries see the stored default graph."""
     port = free_port()
     script = (
         "import sys, uvicorn; from rdflib import Dataset; "
         "from rdflib_endpoint import SparqlEndpoint; "
-        "g = Dataset(default_union=True); g.parse(sys.argv[1], format='nquads'); "
+        "g = Dataset(default_union=False); g.parse(sys.argv[1], format='nquads'); "
         "uvicorn.run(SparqlEndpoint(graph=g, path='/sparql'), host=sys.argv[2], "
         "port=int(sys.argv[3]), access_log=False, log_level='warning')"
     )

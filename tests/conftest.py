@@ -39,3 +39,40 @@ def writable_server(
     proc = start_server(store, tmp_path_factory.mktemp("logs"), KG_WRITE_TOKEN=WRITE_TOKEN)
     yield proc
     proc.stop()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--regenerate-expected",
+        action="store_true",
+        help="rewrite queries/expected/* from the current build instead of comparing",
+    )
+
+
+@pytest.fixture(scope="session")
+def real_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real corpus built once per session (base http://localhost:8000/), in a tmp layout."""
+    from kg import paths
+    from kg.build import Layout, build
+    from kg.config import Settings
+
+    root = tmp_path_factory.mktemp("realbuild")
+    settings = Settings(
+        base_iri="http://localhost:8000/",
+        store_path=root / "var" / "store",
+        dumps_dir=root / "var" / "dumps",
+    )
+    build(settings, Layout(paths.project_root()))
+    return settings.store_path.resolve()
+
+
+@pytest.fixture(scope="session")
+def real_server(
+    real_store: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    """A read-only server over a copy of the real build."""
+    store = tmp_path_factory.mktemp("real-ro") / "store"
+    shutil.copytree(real_store, store)
+    proc = start_server(store, tmp_path_factory.mktemp("logs"))
+    yield proc
+    proc.stop()

@@ -16,7 +16,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-EXPECTED_COLUMNS = ["kind", "mode", "server", "req/s", "× oxigraph", "p50 ms", "p99 ms", "errors"]
+EXPECTED_COLUMNS = [
+    "kind", "mode", "server", "req/s", "× oxigraph", "p50 ms", "p99 ms", "errors", "results",
+]
 
 
 def _missing() -> list[str]:

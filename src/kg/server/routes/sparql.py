@@ -111,15 +111,18 @@ def _graph_iris(values: Sequence[str], parameter: str) -> list[str]:
 
 
 def _decode(body: bytes, charset: str | None) -> str:
+    """The protocol requires UTF-8 bodies; another declared charset is a 415, not a guess."""
     name = (charset or "utf-8").strip().strip('"')
     try:
-        codecs.lookup(name)
+        is_utf8 = codecs.lookup(name).name == "utf-8"
     except LookupError:
         raise UnsupportedMediaType(f"Unknown charset {name!r}; send UTF-8.") from None
+    if not is_utf8:
+        raise UnsupportedMediaType(f"SPARQL request bodies must be UTF-8, not {name!r}.")
     try:
-        return body.decode(name)
+        return body.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise BadParameter(f"The body is not valid {name}: {exc}") from None
+        raise BadParameter(f"The body is not valid UTF-8: {exc}") from None
 
 
 def _media_type(header: str | None) -> tuple[str, dict[str, str]]:
