@@ -18,9 +18,8 @@ from typing import Any
 
 import pyoxigraph as ox
 
-from kg.store import default_graph
-
 from kg.namespaces import kg_prefixes
+from kg.store import default_graph
 
 KEEP_OLD = 2
 _STAMP = re.compile(r"\d{8}T\d{12}Z(-\d+)?")
