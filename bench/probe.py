@@ -13,6 +13,7 @@ import statistics
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import pyoxigraph as ox
@@ -76,34 +77,37 @@ def count_results(answer: Answer) -> int | None:
         return None
 
 
-def latency(server: Server, query: str, accept: str, runs: int = 3,
+def latency(server: Server, make_query: Callable[[int], str], accept: str, runs: int = 3,
             timeout: float = 30.0) -> dict[str, object]:
-    """Median wall time over `runs` sequential requests, after one warm-up."""
-    first = get(server, query, accept, timeout)
+    """Median wall time of `runs` sequential requests, each a distinct text (after a first one).
+
+    `make_query(i)` gives the i-th text, so no response cache serves a repeat.
+    """
+    first = get(server, make_query(0), accept, timeout)
     if first.status != 200:
         return {"status": first.status, "median_ms": None, "bytes": first.bytes,
                 "error": first.error or f"HTTP {first.status}"}
-    if first.seconds > timeout / 2:
+    if first.seconds > timeout / 4:
         runs = 0  # too slow to repeat: report the one measurement
-    times = [first.seconds] + [get(server, query, accept, timeout).seconds for _ in range(runs)]
-    return {"status": 200, "median_ms": round(statistics.median(times[1:] or times) * 1000, 2),
+    times = [get(server, make_query(i), accept, timeout).seconds for i in range(1, runs + 1)]
+    return {"status": 200, "median_ms": round(statistics.median(times or [first.seconds]) * 1e3, 2),
             "bytes": first.bytes, "error": ""}
 
 
 class RssSampler:
     """Samples a server's resident memory (with its children) in the background."""
 
-    def __init__(self, pid: int, interval: float = 0.05) -> None:
-        self.pid = pid
+    def __init__(self, pid: int | Callable[[], int], interval: float = 0.05) -> None:
+        self.pid = pid if callable(pid) else (lambda: pid)  # a callable follows restarts
         self.interval = interval
-        self.baseline = tree_rss(pid)
+        self.baseline = tree_rss(self.pid())
         self.peak = self.baseline
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.peak = max(self.peak, tree_rss(self.pid))
+            self.peak = max(self.peak, tree_rss(self.pid()))
             self._stop.wait(self.interval)
 
     def __enter__(self) -> RssSampler:
@@ -113,7 +117,7 @@ class RssSampler:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
-        self.peak = max(self.peak, tree_rss(self.pid))
+        self.peak = max(self.peak, tree_rss(self.pid()))
 
 
 @dataclass

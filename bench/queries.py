@@ -114,8 +114,8 @@ def cold_variant(text: str) -> str:
     return text.rstrip() + "\nVALUES ?bench_cold { {n} }\n"
 
 
-def build_kinds(base_iri: str, warm_entity: str, queries_dir: Path,
-                competency: bool = True) -> list[QueryKind]:
+def build_kinds(base_iri: str, warm_entity: str, competency: dict[str, str]) -> list[QueryKind]:
+    """The four fixed kinds, plus the mix of the given competency queries (name -> text)."""
     kinds = [
         _simple("point", with_base(POINT, base_iri),
                 "all triples of one entity (SELECT ?p ?o)", warm_entity, small=True),
@@ -127,18 +127,17 @@ def build_kinds(base_iri: str, warm_entity: str, queries_dir: Path,
                 "CONSTRUCT of an entity's description with labels (Turtle)", warm_entity,
                 small=True),
     ]
-    texts = competency_queries(queries_dir) if competency else {}
-    if texts:
+    if competency:
         cold, warm = [], []
-        for text in texts.values():
+        for text in competency.values():
             full = with_base(text, base_iri)
             accept = accept_for(full)
             head, tail = cold_variant(full).split("{n}")
             cold.append(Template(accept, (_quote(head), NUMBER, _quote(tail))))
             warm.append(Template(accept, (_quote(full),)))
         kinds.append(QueryKind(
-            "competency", f"the {len(texts)} queries of queries/*.rq in turn",
-            tuple(cold), tuple(warm), names=tuple(texts),
+            "competency", f"{len(competency)} queries of queries/*.rq in turn",
+            tuple(cold), tuple(warm), names=tuple(competency),
         ))
     return kinds
 

@@ -19,12 +19,12 @@ import subprocess
 import sys
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import metadata
 from pathlib import Path
 
 from bench import buildtime, datagen, loading, probe, report, servers, wrk
-from bench.queries import QueryKind, accept_for, build_kinds, with_base
+from bench.queries import QueryKind, accept_for, build_kinds, cold_variant, with_base
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "bench" / "results"
@@ -48,6 +48,7 @@ class Options:
     build_curve: bool
     competency_runs: int
     stream_rows: int
+    scaling: list[str]
     kg_env: dict[str, str]
     source: Path | None
 
@@ -61,6 +62,9 @@ def parse_args(argv: list[str] | None = None) -> Options:
                         " --quick: 5k)")
     parser.add_argument("--servers", help="comma list of kg, oxigraph, rdflib, inprocess "
                         "(default: all; --quick: oxigraph,kg)")
+    parser.add_argument("--scaling", default="",
+                        help="extra sizes for the scaling curves only (e.g. 10k,100k): Oxigraph "
+                        "and our service, half the duration, no 1M-row stream")
     parser.add_argument("--duration", type=float, help="seconds per wrk run (default 10; quick 1)")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--threads", type=int, default=2)
@@ -93,6 +97,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
         rdflib_max=args.rdflib_max, build=not (args.no_build or quick),
         build_curve=not (args.no_build_curve or args.no_build or quick),
         competency_runs=1 if quick else 3, stream_rows=10_000 if quick else STREAM_ROWS,
+        scaling=[s.strip() for s in args.scaling.split(",") if s.strip()],
         kg_env=env, source=args.source,
     )
 
@@ -142,14 +147,32 @@ def check_kinds(server: servers.Server, kinds: list[QueryKind],
     return checks
 
 
-def run_server(name: str, opts: Options, kinds: list[QueryKind], entities: list[str],
-               entity: str, stores: dict[str, Path], data: Path, quads: int, logs: Path,
-               competency: dict[str, str]) -> tuple[dict[str, object], list[dict[str, object]]]:
+DRAIN_LIMIT = 60.0
+MIX_MAX_MS = 1000.0  # competency queries slower than this alone (on Oxigraph) leave the wrk mix
+
+
+@dataclass
+class SizeState:
+    """What the servers of one size share; the competency mix is fixed by the first server."""
+
+    entities: list[str]
+    entity: str
+    stores: dict[str, Path]
+    data: Path
+    quads: int
+    logs: Path
+    competency: dict[str, str]
+    kinds: list[QueryKind]
+    mix: list[str] | None = None
+
+
+def run_server(name: str, opts: Options,
+               state: SizeState) -> tuple[dict[str, object], list[dict[str, object]]]:
     info: dict[str, object] = {"server": name}
     rows: list[dict[str, object]] = []
     log(f"  starting {name}")
     try:
-        server = start(name, opts, stores, data, quads, logs)
+        server = start(name, opts, state.stores, state.data, state.quads, state.logs)
     except servers.ServerError as exc:
         info["error"] = str(exc)[-3000:]
         log(f"  {name} did not start: {str(exc)[:300]}")
@@ -158,9 +181,19 @@ def run_server(name: str, opts: Options, kinds: list[QueryKind], entities: list[
     try:
         info["started_in_s"] = round(server.started_in, 2)
         info["rss_idle_mb"] = round(server.rss() / mb, 1)
-        info["checks"] = check_kinds(server, kinds, entity)
+        if state.competency and not opts.quick:
+            log(f"    {name}: each competency query alone")
+            latencies = competency_latency(server, state.competency, opts, state.quads)
+            info["competency_latency"] = latencies
+            if state.mix is None:
+                state.mix = [q for q, v in latencies.items() if v["status"] == 200
+                             and v["median_ms"] is not None and v["median_ms"] <= MIX_MAX_MS]
+                mix = {q: state.competency[q] for q in state.mix}
+                state.kinds = build_kinds(datagen.BASE_IRI, state.entity, mix)
+        kinds = state.kinds
+        info["checks"] = check_kinds(server, kinds, state.entity)
         host, port = server.host_port
-        with probe.RssSampler(server.pid, interval=0.2) as sampler:
+        with probe.RssSampler(lambda: server.pid, interval=0.2) as sampler:
             for kind in kinds:
                 for mode in ("cold", "warm"):
                     check = info["checks"][f"{kind.name}/{mode}"]  # type: ignore[index]
@@ -169,16 +202,23 @@ def run_server(name: str, opts: Options, kinds: list[QueryKind], entities: list[
                                               "check_results": check["results"]}
                     try:
                         result = wrk.run(host, port, server.path,
-                                         kind.cold if mode == "cold" else kind.warm, entities,
-                                         mode == "cold", opts.duration, opts.connections,
-                                         opts.threads)
+                                         kind.cold if mode == "cold" else kind.warm,
+                                         state.entities, mode == "cold", opts.duration,
+                                         opts.connections, opts.threads)
                         row.update(result.as_dict())
                     except (wrk.WrkError, OSError, subprocess.TimeoutExpired) as exc:
                         row["error"] = str(exc)[-500:]
-                    # requests still queued when wrk stopped must not load the next row
-                    row["drain_s"] = round(servers.drain(server), 2)
+                    # requests still queued when wrk stopped must not load the next row: wait
+                    # for them, or restart a server that would take too long to work them off
+                    row["drain_s"] = round(servers.drain(server, limit=DRAIN_LIMIT), 2)
                     if server.process.poll() is not None:
                         row["error"] = f"server died: {server.log_tail(500)}"
+                    elif row["drain_s"] >= DRAIN_LIMIT:
+                        log(f"    {name}: backlog not worked off in {DRAIN_LIMIT:.0f} s; restart")
+                        server.stop()
+                        server = start(name, opts, state.stores, state.data, state.quads,
+                                       state.logs)
+                        row["restarted_after"] = True
                     rows.append(row)
                     log(f"    {name:9} {kind.name:10} {mode}: {row.get('rps', '-')} req/s, "
                         f"p50 {row.get('p50_ms', '-')} ms, p99 {row.get('p99_ms', '-')} ms, "
@@ -187,12 +227,11 @@ def run_server(name: str, opts: Options, kinds: list[QueryKind], entities: list[
                         raise servers.ServerError(f"{name} died")
         info["rss_peak_wrk_mb"] = round(sampler.peak / mb, 1)
         info["conditional"] = probe.conditional(
-            server, kinds[0].warm[0].render(entity, 0), kinds[0].warm[0].accept)
-        if competency:
-            info["competency_latency"] = competency_latency(server, competency, opts)
-        rows_wanted = min(opts.stream_rows, quads)
-        log(f"    {name}: streaming a SELECT of {rows_wanted} rows")
-        info["stream"] = probe.stream_rows(server, rows_wanted, timeout=300).as_dict()
+            server, kinds[0].warm[0].render(state.entity, 0), kinds[0].warm[0].accept)
+        rows_wanted = min(opts.stream_rows, state.quads)
+        if rows_wanted:
+            log(f"    {name}: streaming a SELECT of {rows_wanted} rows")
+            info["stream"] = probe.stream_rows(server, rows_wanted, timeout=300).as_dict()
         info["rss_end_mb"] = round(server.rss() / mb, 1)
     except Exception as exc:  # a failing server is a result, not a crash of the benchmark
         info["error"] = f"{type(exc).__name__}: {exc}\n{traceback.format_exc()[-1500:]}"
@@ -203,22 +242,29 @@ def run_server(name: str, opts: Options, kinds: list[QueryKind], entities: list[
 
 
 def competency_latency(server: servers.Server, competency: dict[str, str], opts: Options,
-                       budget: float = 180.0) -> dict[str, dict[str, object]]:
-    """Each competency query alone (median of a few runs), within an overall time budget."""
+                       quads: int, budget: float = 240.0) -> dict[str, dict[str, object]]:
+    """Each competency query alone (median of distinct cold variants), within a time budget."""
+    runs = opts.competency_runs if quads < 5_000_000 else 1
     out: dict[str, dict[str, object]] = {}
     deadline = time.monotonic() + budget
     for stem, text in competency.items():
         if time.monotonic() > deadline:
             out[stem] = {"status": None, "median_ms": None, "error": "skipped: time budget"}
             continue
-        out[stem] = probe.latency(server, with_base(text, datagen.BASE_IRI), accept_for(text),
-                                  runs=opts.competency_runs)
+        variant = cold_variant(with_base(text, datagen.BASE_IRI))
+        out[stem] = probe.latency(server, lambda i, v=variant: v.replace("{n}", str(900_000 + i)),
+                                  accept_for(text), runs=runs)
         if out[stem]["status"] != 200:
             servers.drain(server)
     return out
 
 
-def run_size(label: str, opts: Options, source: datagen.Source) -> dict[str, object]:
+def run_size(label: str, opts: Options, source: datagen.Source,
+             scaling: bool = False) -> dict[str, object]:
+    if scaling:
+        opts = replace(opts, servers=[n for n in opts.servers if n in ("oxigraph", "kg")],
+                       duration=max(2.0, opts.duration / 2), stream_rows=0)
+    size_started = time.perf_counter()
     target = datagen.parse_size(label)
     log(f"size {label}: generating data")
     t0 = time.perf_counter()
@@ -226,6 +272,7 @@ def run_size(label: str, opts: Options, source: datagen.Source) -> dict[str, obj
     quads = datagen.count_lines(data)
     entities = datagen.sample_entities(data, datagen.BASE_IRI, seed=opts.seed)
     result: dict[str, object] = {"size": label, "quads": quads, "data": str(data),
+                                 "scaling_only": scaling,
                                  "generate_s": round(time.perf_counter() - t0, 2),
                                  "entities_sampled": len(entities)}
     store_root = opts.work / "stores" / label
@@ -242,24 +289,30 @@ def run_size(label: str, opts: Options, source: datagen.Source) -> dict[str, obj
     result["loads"] = loads
     entity = datagen.typical_entity(data, entities)
     result["warm_entity"] = entity
-    kinds = build_kinds(datagen.BASE_IRI, entity, ROOT / "queries")
-    competency = {} if opts.quick else {
-        p.stem: p.read_text(encoding="utf-8") for p in sorted((ROOT / "queries").glob("*.rq"))}
+    competency = {p.stem: p.read_text(encoding="utf-8")
+                  for p in sorted((ROOT / "queries").glob("*.rq"))}
+    state = SizeState(entities, entity, stores, data, quads, opts.work / "logs" / label,
+                      competency, build_kinds(datagen.BASE_IRI, entity, competency))
     infos: dict[str, object] = {}
     rows: list[dict[str, object]] = []
-    logs = opts.work / "logs" / label
-    for name in opts.servers:
-        if name == "rdflib" and quads > opts.rdflib_max:
+    # Oxigraph first: it is the reference, and its per-query latencies fix the competency mix
+    order = sorted(opts.servers, key=lambda n: n != "oxigraph")
+    for name in order:
+        if name in ("rdflib", "inprocess") and quads > opts.rdflib_max:
+            why = ("rdflib holds the graph in Python objects" if name == "rdflib"
+                   else "the isolation baseline is measured on the smaller stores")
             infos[name] = {"server": name, "skipped": f"{quads} quads > --rdflib-max "
-                           f"{opts.rdflib_max} (rdflib holds the graph in Python objects)"}
+                           f"{opts.rdflib_max}: {why}"}
             continue
-        info, server_rows = run_server(name, opts, kinds, entities, entity, stores, data, quads,
-                                       logs, competency)
+        info, server_rows = run_server(name, opts, state)
         infos[name] = info
         rows.extend(server_rows)
+    result["competency_mix"] = state.mix if state.mix is not None else list(competency)
+    result["competency_left_out"] = sorted(set(competency) - set(result["competency_mix"]))
     result["servers"] = infos
     result["rows"] = rows
-    result["kinds"] = {k.name: k.description for k in kinds}
+    result["kinds"] = {k.name: k.description for k in state.kinds}
+    result["wall_s"] = round(time.perf_counter() - size_started, 1)
     return result
 
 
@@ -302,6 +355,7 @@ def main(argv: list[str] | None = None) -> int:
             "settings": {"quick": opts.quick, "duration_s": opts.duration,
                          "connections": opts.connections, "threads": opts.threads,
                          "seed": opts.seed, "servers": opts.servers, "sizes": opts.sizes,
+                         "scaling_sizes": opts.scaling,
                          "kg_env": opts.kg_env},
         },
     }
@@ -310,7 +364,8 @@ def main(argv: list[str] | None = None) -> int:
     source = choose_source(opts, build)
     results["meta"]["source"] = str(source.path)  # type: ignore[index]
     log(f"shape source: {source.path}")
-    results["sizes"] = [run_size(label, opts, source) for label in opts.sizes]
+    results["sizes"] = [run_size(label, opts, source, scaling=True) for label in opts.scaling]
+    results["sizes"] += [run_size(label, opts, source) for label in opts.sizes]
     results["meta"]["wall_s"] = round(time.time() - started, 1)  # type: ignore[index]
     results["meta"]["load_average_at_end"] = [  # type: ignore[index]
         round(x, 2) for x in os.getloadavg()]

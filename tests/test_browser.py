@@ -209,3 +209,31 @@ def test_matrix_view(page, wb: ServerProcess) -> None:
     page.click("#open-in-workbench")
     page.wait_for_selector("#tab-table table.results tbody tr")
     assert page.locator("#tab-table table.results tbody tr").count() == 3
+
+
+def test_entity_page_passage_link_opens_document_at_the_passage(
+    page, real_server: ServerProcess
+) -> None:
+    """Entity page → a quote's passage link → the document page scrolled to that passage,
+    its mentions linked to their entities."""
+    page.goto(real_server.url + "/page/id/agreement/spa")
+    assert page.locator("h2", has_text="Status history").count() == 1
+    link = page.locator(
+        "a.passage-link[href='/page/id/doc/003_250a2082ed9276f3#para-11']:visible").first
+    link.scroll_into_view_if_needed()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "entity-page-quotes.png"))
+    quote = link.locator("xpath=ancestor::figure[1]//mark[@class='quote']")
+    assert quote.inner_text().strip()
+    link.click()
+    page.wait_for_url(re.compile(r"/page/id/doc/003_250a2082ed9276f3#para-11$"))
+    block = page.locator(".block:has(> #para-11)")
+    box = block.bounding_box()
+    assert box is not None and 0 <= box["y"] < 1000  # scrolled to the passage
+    assert "Strategic Partnership Agreements with the EU" in block.inner_text()
+    assert block.locator("a.mention").count() >= 3
+    assert block.locator(".claim-quote").count() >= 1
+    page.screenshot(path=str(ARTIFACTS / "document-passage.png"))
+    block.locator("a.mention[href='/page/id/agreement/spa']").first.click()
+    page.wait_for_url(re.compile(r"/page/id/agreement/spa$"))
+    assert "EU–Japan Strategic Partnership Agreement" in page.inner_text("h1")

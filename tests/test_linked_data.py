@@ -65,8 +65,8 @@ def test_entity_page_shows_label_parties_quote_locator(server: ServerProcess) ->
     page = html.unescape(r.text)
     for expected in ("EU–Japan Strategic Partnership Agreement", "Japan", "European Union",
                      QUOTE, "para. 12", "Sample partnership text", "signed on",
-                     "binding agreement", "party to"):
-        assert expected in page, expected
+                     "binding agreement", "parties and signatories"):
+        assert expected.lower() in page.lower(), expected
     # site-relative links for IRIs under the base, even though the server runs elsewhere
     assert 'href="/id/state/japan"' in r.text
     assert 'href="/ontology#party"' in r.text
@@ -188,7 +188,7 @@ def test_script_label_is_escaped(server: ServerProcess) -> None:
 
 def test_ontology_html_and_rdf(server: ServerProcess) -> None:
     r = httpx.get(f"{server.url}/ontology", headers={"Accept": BROWSER})
-    assert r.status_code == 303 and r.headers["location"] == "/page/ontology"
+    assert r.status_code == 200 and r.headers["content-location"] == "/page/ontology"
     assert "Accept" in r.headers["vary"]
     page = httpx.get(f"{server.url}/page/ontology")
     assert page.status_code == 200

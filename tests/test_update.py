@@ -258,3 +258,23 @@ def test_graph_store_put_is_shape_checked_too(shaped_server: ServerProcess) -> N
 def test_server_stays_up_after_refusals(writable_server: ServerProcess) -> None:
     assert httpx.get(f"{writable_server.url}/healthz").status_code == 200
     assert writable_server.process.poll() is None
+
+
+def test_statement_in_its_own_graph_is_judged_with_the_merge(
+    shaped_server: ServerProcess,
+) -> None:
+    """A new statement about the SPA in a graph of its own passes: the label the shape needs
+    is asserted in a document graph, and SHACL sees the node as it stands in the merge."""
+    url, graph = shaped_server.url, fresh()
+    spa = f"{BASE_IRI}id/agreement/spa"
+    comment = "http://www.w3.org/2000/01/rdf-schema#comment"
+    note = f'INSERT DATA {{ GRAPH <{graph}> {{ <{spa}> <{comment}> "a note" }} }}'
+    assert update(url, note).status_code == 204
+    assert ask(url, f'ASK {{ <{spa}> <{comment}> "a note" }}')
+    # and the same node made invalid through another graph is still refused
+    label = "http://www.w3.org/2000/01/rdf-schema#label"
+    unlabelled = f"{BASE_IRI}id/agreement/{uuid.uuid4().hex}"
+    bad = f"INSERT DATA {{ GRAPH <{graph}> {{ <{unlabelled}> a <{KG}Agreement> }} }}"
+    assert update(url, bad).status_code == 422
+    assert not ask(url, f"ASK {{ <{unlabelled}> ?p ?o }}")
+    assert ask(url, f"ASK {{ <{spa}> <{label}> ?l }}")

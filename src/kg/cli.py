@@ -1,4 +1,5 @@
-"""The kg command line: build, validate, query, serve, stats, export (thin over kg.build)."""
+"""The kg command line: build, validate, query, serve, publish, stats, export (thin over kg.build
+and kg.store)."""
 
 from __future__ import annotations
 
@@ -202,6 +203,43 @@ def serve(
 
 
 @app.command()
+def publish(
+    to: Annotated[str | None, typer.Option(
+        "--to", help="SPARQL query endpoint (default: KG_STORE_URL)")] = None,
+    prune: Annotated[bool, typer.Option(
+        help="Drop remote graphs the build does not have")] = True,
+) -> None:
+    """Load the built store into a remote SPARQL server, graph by graph, and verify counts."""
+    from kg.store.publish import publish as run_publish
+    from kg.store.remote import RemoteStore
+
+    settings = get_settings()
+    if to:
+        settings = settings.model_copy(update={"store_url": to})
+    if not settings.store_url:
+        err.print("no remote store: set KG_STORE_URL or pass --to")
+        raise typer.Exit(2)
+    source = _open_store(settings)
+    remote = RemoteStore(settings)
+    try:
+        report = run_publish(source, remote, prune=prune,
+                             progress=lambda line: err.print(line, highlight=False))
+    except KgError as exc:
+        _fail(exc)
+        return
+    finally:
+        remote.close()
+    table = Table("graph", "build", "remote", title=f"Published to {settings.store_url}")
+    for name, count in report.graphs.items():
+        table.add_row(name or "(default graph)", str(count), str(report.remote.get(name, 0)))
+    console.print(table)
+    if report.mismatches:
+        err.print(f"[bold red]counts differ[/]: {report.mismatches}", markup=True)
+        raise typer.Exit(1)
+    console.print(f"{len(report.graphs)} graphs published; counts verified")
+
+
+@app.command()
 def stats() -> None:
     """Counts of the built store: quads per graph, entities per class, build time."""
     settings = get_settings()
@@ -251,3 +289,39 @@ def export(
         err.print(f"--format {fmt}: expected trig, nq or ttl")
         raise typer.Exit(2)
     console.print(f"wrote {out}")
+
+
+@app.command()
+def backup(
+    dest: Annotated[Path, typer.Argument(help="New directory to write the backup into")],
+) -> None:
+    """Back up the store (verified copy + manifest with checksums); works while serving."""
+    from kg.store.backup import backup as run_backup
+
+    try:
+        manifest = run_backup(get_settings().store_path, dest)
+    except KgError as exc:
+        _fail(exc)
+    console.print(
+        f"backed up {manifest['quads']} quads in {manifest['named_graphs']} named graphs "
+        f"from {manifest['source']} to {dest} (sha256 {manifest['sha256'][:16]}…)"
+    )
+
+
+@app.command()
+def restore(
+    src: Annotated[Path, typer.Argument(help="A directory written by `kg backup`")],
+) -> None:
+    """Verify a backup, restore it beside the builds and swap it in (previous store kept)."""
+    from kg.store.backup import held_by_another_process
+    from kg.store.backup import restore as run_restore
+
+    settings = get_settings()
+    previous = settings.store_path.resolve() if settings.store_path.exists() else None
+    try:
+        target = run_restore(src, settings.store_path)
+    except KgError as exc:
+        _fail(exc)
+    console.print(f"restored {src} into {target}; {settings.store_path} now points there")
+    if previous is not None and held_by_another_process(previous):
+        err.print(f"a running service still serves the previous store ({previous}): restart it")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -24,8 +25,31 @@ class Settings(BaseSettings):
         paths.VAR_DIR / "store", description="On-disk Oxigraph store (a symlink swapped by build)"
     )
     dumps_dir: Path = Field(paths.VAR_DIR / "dumps", description="Where build writes dumps")
+    sources_dir: Path = Field(
+        paths.SOURCES_DIR, description="Source texts (data/sources) that pages quote in context"
+    )
     shapes_dir: Path = Field(
         paths.SHAPES_DIR, description="SHACL shapes (*.ttl) that every write is checked against"
+    )
+    store_url: str | None = Field(
+        None, description="SPARQL query endpoint of a remote store; unset: the embedded store"
+    )
+    store_update_url: str | None = Field(
+        None, description="SPARQL Update endpoint (default: derived from store_url)"
+    )
+    store_gsp_url: str | None = Field(
+        None, description="Graph Store protocol endpoint (default: derived from store_url)"
+    )
+    store_user: str | None = Field(None, description="User for the remote store's endpoints")
+    store_password: str | None = Field(None, description="Password for the remote store")
+    store_auth: Literal["basic", "digest"] = Field(
+        "basic", description="HTTP authentication scheme for the remote store"
+    )
+    store_dialect: Literal["auto", "oxigraph", "virtuoso", "generic"] = Field(
+        "auto", description="Remote server kind (auto: from its Server header)"
+    )
+    store_version_interval: float = Field(
+        0.5, gt=0, description="Seconds between reads of the remote store's dataset version"
     )
     host: str = "127.0.0.1"
     port: int = 8000
@@ -33,7 +57,29 @@ class Settings(BaseSettings):
         None, description="Bearer token (or Basic password) for writes; writes are off when unset"
     )
     query_timeout: float = Field(30.0, gt=0, description="Seconds a query may run")
-    max_rows: int = Field(100_000, gt=0, description="Row cap of a SELECT result")
+    max_rows: int = Field(
+        100_000, gt=0,
+        description="Row cap of complete (spooled) results: CONSTRUCT/DESCRIBE, SELECT as XML, "
+        "any SELECT when streaming is off; more rows is a 422 (streamed results: no row cap)",
+    )
+    stream_results: bool = Field(
+        True, description="Stream large SELECT results (JSON, CSV, TSV) while they are computed"
+    )
+    max_result_bytes: int = Field(
+        1 << 30, gt=0,
+        description="Largest result in bytes: a 422 before the first byte, a cut stream after",
+    )
+    cache_bytes: int = Field(
+        64 * 1024 * 1024, ge=0, description="Memory of the /sparql response cache (0: off)"
+    )
+    cache_entry_bytes: int = Field(
+        256 * 1024, ge=0,
+        description="Largest response the /sparql cache keeps (at most 256 KB: larger results "
+        "are spooled to disk or streamed, never kept)",
+    )
+    cache_max_age: int = Field(
+        0, ge=0, description="Cache-Control max-age (s) of cacheable /sparql GET responses"
+    )
     max_request_bytes: int = Field(1_000_000, gt=0, description="Largest accepted request body")
     query_workers: int = Field(2, ge=1, description="Processes executing queries")
     allow_service: list[str] = Field(

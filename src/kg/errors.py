@@ -99,3 +99,11 @@ class TooManyRows(ClientError):
 class BackendUnavailable(KgError):
     status = 503
     title = "Store unavailable"
+
+
+class BackendError(KgError):
+    """The remote SPARQL server answered with an error the service cannot attribute to the
+    client (5xx, refused credentials, an unexpected body)."""
+
+    status = 502
+    title = "Bad gateway"

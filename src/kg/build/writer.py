@@ -18,6 +18,7 @@ from typing import Any
 
 import pyoxigraph as ox
 
+from kg.errors import BuildError
 from kg.namespaces import kg_prefixes
 from kg.store import default_graph
 
@@ -49,6 +50,12 @@ def write_store(quads: Iterable[ox.Quad], store_path: Path) -> Path:
         store.bulk_extend(default_graph.merged(quads))
         store.flush()
         del store
+    except OSError as exc:  # disk full, quota, permissions: a clean failure, old store kept
+        shutil.rmtree(target, ignore_errors=True)
+        raise BuildError(
+            f"Could not write the new store in {target.parent} ({exc}); the previous store "
+            "is unchanged and still in use."
+        ) from exc
     except BaseException:
         shutil.rmtree(target, ignore_errors=True)
         raise

@@ -17,8 +17,7 @@ from kg.server.access import AccessMiddleware, configure_logging
 from kg.server.limits import RequestSizeLimit
 from kg.server.routes import describe, graph_store, linked_data, ops, sparql, workbench
 from kg.server.state import AppState
-from kg.sparql.executor import QueryExecutor
-from kg.store.embedded import EmbeddedStore
+from kg.store.base import open_store
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -29,9 +28,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = EmbeddedStore(settings.store_path)
-        executor = QueryExecutor(settings, store)
-        await executor.start()
+        store = open_store(settings)  # remote when KG_STORE_URL is set (kg.store.base)
+        executor = store.runner(settings)
+        try:
+            await executor.start()
+        except BaseException:
+            store.close()
+            raise
         app.state.kg = AppState(settings=settings, store=store, executor=executor)
         try:
             yield
@@ -54,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(RequestSizeLimit, max_bytes=settings.max_request_bytes)
     configure_logging(settings.log_level)
+    app.add_middleware(sparql.SparqlFastLane)  # plain GET /sparql skips the layers below
     app.add_middleware(AccessMiddleware)  # outermost: counts and logs every response
     problems.install(app)
     for module in (ops, sparql, graph_store, describe, linked_data, workbench):

@@ -66,7 +66,7 @@ def _from_dir(directory: Path, built: bool) -> dict[str, Dump]:
 
 
 def _cache_dir(state: AppState) -> Path:
-    return state.store.path.parent / "dumps-cache" / str(state.store.version)
+    return state.store.scratch_dir() / "dumps-cache" / str(state.store.version)
 
 
 def list_dumps(state: AppState) -> list[Dump]:
@@ -87,7 +87,7 @@ def _export(state: AppState, name: str) -> Path:
     target = target_dir / name
     if not target.exists():
         partial = target_dir / f".{name}.partial"
-        state.store.raw.dump(str(partial), format=ON_DEMAND[name])
+        state.store.dump(partial, ON_DEMAND[name])
         partial.replace(target)
     for old in target_dir.parent.iterdir():
         if old != target_dir:

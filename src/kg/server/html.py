@@ -23,11 +23,19 @@ _ENV = Environment(
 )
 
 
+LINKABLE_SCHEMES = ("http://", "https://", "ftp://", "mailto:")
+
+
 def local_href(iri: str, base_iri: str, root_path: str = "") -> str:
-    """The link to follow for an IRI: site-relative inside the base, the IRI itself outside."""
+    """The link to follow for an IRI: site-relative inside the base, the IRI itself outside.
+
+    Only web schemes become links: a `javascript:` or `data:` IRI written into the store
+    would otherwise run in the reader's browser when clicked (stored XSS, issue 7); for those
+    the empty string, which templates treat as "no link".
+    """
     if iri.startswith(base_iri):
         return f"{root_path}/{iri[len(base_iri):]}"
-    return iri
+    return iri if iri.lower().startswith(LINKABLE_SCHEMES) else ""
 
 
 def render(request: Request, template: str, status: int = 200,

@@ -49,3 +49,14 @@ UPDATES = Counter(
     ["outcome"],
     registry=REGISTRY,
 )
+CACHE_LOOKUPS = Counter(
+    "kg_sparql_cache_lookups",
+    "/sparql response cache lookups, by result (hit, miss, not_modified).",
+    ["result"],
+    registry=REGISTRY,
+)
+STREAM_ABORTS = Counter(
+    "kg_stream_aborts",
+    "Streamed SPARQL results cut short after the first byte (time limit, row cap, crash).",
+    registry=REGISTRY,
+)

@@ -8,13 +8,13 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 
 from kg.config import Settings
-from kg.store.embedded import EmbeddedStore
+from kg.store.base import Store
 
 
 @dataclass
 class AppState:
     settings: Settings
-    store: EmbeddedStore
+    store: Store  # kg.store.embedded.EmbeddedStore or kg.store.remote.RemoteStore
     executor: Any  # kg.sparql.executor.QueryExecutor (isolated, time-limited query execution)
     extras: dict[str, Any] = field(default_factory=dict)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 import pyoxigraph as ox
 from starlette.concurrency import run_in_threadpool
@@ -42,7 +42,7 @@ def _int(term: object) -> int:
 
 def _compute(state: AppState, version: int) -> DatasetStats:
     """All the counting queries, in one thread (pyoxigraph iterators are thread-bound)."""
-    store, base = state.store.raw, state.settings.base_iri
+    store, base = state.store, state.settings.base_iri
     graphs = {r["g"].value: _int(r["triples"]) for r in select(store, "graph_sizes", base)}
     totals = select(store, "dataset_totals", base, uriSpace=ox.Literal(base + "id/"))
     total = totals[0] if totals else {}
@@ -67,11 +67,8 @@ def _compute(state: AppState, version: int) -> DatasetStats:
 
 
 def _modified(state: AppState) -> datetime:
-    """When the store last changed: the newest file in its directory (RocksDB appends on
-    every write), so a rebuilt or updated store reports its own time, not the server's."""
-    path = state.store.path
-    times = [p.stat().st_mtime for p in path.iterdir() if p.is_file()] or [path.stat().st_mtime]
-    return datetime.fromtimestamp(max(times), tz=UTC).replace(microsecond=0)
+    """When the store last changed (kg.store.base.Store.modified)."""
+    return state.store.modified()
 
 
 async def dataset_stats(state: AppState) -> DatasetStats:

@@ -9,12 +9,17 @@ SPARQL spec decodes them everywhere before parsing. The guard therefore scans tw
 text (escapes decoded per token) and the fully decoded text, and refuses when either view shows a
 SERVICE or LOAD whose target is not allow-listed. A target that cannot be resolved statically
 (a variable, an undeclared prefix) is refused.
+
+Nesting is bounded too (`MAX_NESTING` brackets deep): pyoxigraph's parser and evaluator recurse
+per level, and a few thousand nested groups overflow the native stack (SIGSEGV). In a query
+worker that costs a worker; in the write rehearsal, which parses in the server process, it
+took the whole server down. No real query comes near the limit.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from urllib.parse import urljoin
 
@@ -24,6 +29,10 @@ QUERY_FORMS = frozenset({"SELECT", "CONSTRUCT", "DESCRIBE", "ASK"})
 UPDATE_FORMS = frozenset(
     {"INSERT", "DELETE", "LOAD", "CLEAR", "CREATE", "DROP", "COPY", "MOVE", "ADD", "WITH"}
 )
+
+MAX_NESTING = 256  # crashes were measured from ~2,500 nested groups (issue 7)
+_OPENERS = frozenset({"{", "(", "[", "{|"})
+_CLOSERS = frozenset({"}", ")", "]", "|}"})
 
 _ESCAPE = re.compile(r"\\u([0-9A-Fa-f]{4})|\\U([0-9A-Fa-f]{8})")
 _PN_CHARS_BASE = (
@@ -168,7 +177,25 @@ def _allowed(target: str, prefix: str) -> bool:
     return not rest or prefix[-1] in "/#?=&" or rest[0] in "/?#"
 
 
-def _classify(tokens: Sequence[Token]) -> Analysis:
+def _check_nesting(tokens: Sequence[Token]) -> None:
+    """Refuse brackets nested deeper than MAX_NESTING (see the module doc)."""
+    depth = 0
+    for token in tokens:
+        if token.kind != "punct":
+            continue
+        if token.text in _OPENERS:
+            depth += 1
+            if depth > MAX_NESTING:
+                raise BadParameter(
+                    f"The request nests groups, sub-queries or expressions more than "
+                    f"{MAX_NESTING} levels deep; flatten it.",
+                    max_nesting=MAX_NESTING,
+                )
+        elif token.text in _CLOSERS:
+            depth = max(depth - 1, 0)
+
+
+def _classify(tokens: Iterable[Token]) -> Analysis:
     """The first query-form or update keyword after the prologue decides."""
     for token in tokens:
         if token.kind != "word":
@@ -191,6 +218,26 @@ def _classify(tokens: Sequence[Token]) -> Analysis:
     return Analysis("unknown", None)
 
 
+# A prologue of plain tokens, then a query form followed by what only a keyword can be followed
+# by. Possessive (no backtracking): text it does not fit goes to the tokenizer.
+_SIMPLE_PROLOGUE = re.compile(
+    r"""(?:\s+|\#[^\n\r]*|(?:PREFIX|BASE|VERSION)(?=[\s<:])|[A-Za-z][\w.-]*:|:
+        |<[^<>"{}|^`\\\x00-\x20]*>|"[^"\\\n\r]*"|'[^'\\\n\r]*')*+
+       (SELECT|CONSTRUCT|DESCRIBE|ASK)(?=[\s*?$({<\#]|\Z)""",
+    re.IGNORECASE | re.VERBOSE,
+)
+
+
+def _plain(text: str) -> bool:
+    """True when no view of `text` can hold SERVICE, LOAD or too deep a nesting: no escape
+    (so both views are the raw text), neither word anywhere (case-insensitive), and fewer
+    opening brackets in the whole text than MAX_NESTING. Cheap (C-level scans)."""
+    low = text.lower()
+    if "\\u" in low or "service" in low or "load" in low:
+        return False
+    return text.count("{") + text.count("(") + text.count("[") <= MAX_NESTING
+
+
 def analyse(
     text: str,
     allow_service: Sequence[str] = (),
@@ -201,9 +248,18 @@ def analyse(
 
     `base` is the base IRI the engine resolves relative IRIs against (before any BASE).
     """
+    if _plain(text):
+        # nothing to refuse: only the form is needed, from the first tokens (fast path)
+        simple = _SIMPLE_PROLOGUE.match(text)
+        if simple:
+            return Analysis("query", simple.group(1).upper())
+        result = _classify(tokenize(text))
+        if result.form is not None:
+            return result
     raw = list(tokenize(text))
     decoded_text = decode_escapes(text)
     decoded = raw if decoded_text == text else list(tokenize(decoded_text))
+    _check_nesting(raw)
     _scan(raw, allow_service, allow_load, base)
     if decoded is not raw:
         _scan(decoded, allow_service, allow_load, base)

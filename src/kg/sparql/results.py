@@ -145,7 +145,7 @@ def write_solutions(
         sep = ""
 
         keys = [_dumps(n) + ":" for n in names]
-        term_json = _memo(lambda t: _dumps(_json_term(t)))
+        term_json = _memo(_json_term_text)
 
         def encode(solution: ox.QuerySolution) -> str:
             nonlocal sep
@@ -263,5 +263,22 @@ def _memo(encode: Callable[[Term], str], size: int = 65536) -> Callable[[Term], 
     return cached
 
 
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+_json_str: Callable[[str], str] = json.encoder.encode_basestring  # type: ignore[attr-defined]
+
+
 def _dumps(value: object) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return _JSON.encode(value)
+
+
+def _json_term_text(term: Term) -> str:
+    """`_dumps(_json_term(term))` without building a dict (the hot path of small results)."""
+    if isinstance(term, ox.NamedNode):
+        return '{"type":"uri","value":' + _json_str(term.value) + "}"
+    if isinstance(term, ox.Literal) and not term.language:
+        datatype = term.datatype.value
+        if datatype == XSD_STRING:
+            return '{"type":"literal","value":' + _json_str(term.value) + "}"
+        return ('{"type":"literal","value":' + _json_str(term.value) + ',"datatype":'
+                + _json_str(datatype) + "}")
+    return _dumps(_json_term(term))

@@ -4,10 +4,17 @@ Each worker is a separate process so a runaway query can be killed (pyoxigraph h
 cancellation) and so results iterators, which are bound to the thread that created them, are
 created and consumed in this process's one thread.
 
-Protocol over a multiprocessing Connection (parent → worker): a `Job` dict, or None to stop.
-Worker → parent: ("ready", pid) once, then per job ("ok", meta) or ("error", kind, message).
-A small result travels inline in `meta["inline"]`; a larger one is written to `job["spool"]`
-(a file the parent chose, streams and deletes), so the worker is free as soon as it is done.
+Protocol over a multiprocessing Connection (the parent reads it with asyncio, see
+kg.sparql.executor): the per-pool `Config` comes once, as a process argument; then per job the
+parent sends a small `Job` dict (or None to stop). Worker → parent: ("ready", pid) once, then
+per job either
+- ("ok", meta) — complete; a small result travels inline in `meta["inline"]`, a larger one was
+  written to `job["spool"]` (a file the parent chose, streams and deletes), or
+- ("error", kind, message[, cap]) — nothing usable was produced, or
+- ("stream", meta) first, then ("ok", meta) or ("error", ...) — a large SELECT result in a
+  streamable format (`STREAM_FORMATS`, when `job["stream"]`): sent as soon as the spool spills
+  to its file, which the parent follows while this worker keeps writing; the final message says
+  whether the file is complete.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import contextlib
 import os
 import resource
 import traceback
+from collections.abc import Callable
 from typing import Any, TypedDict
 
 import pyoxigraph as ox
@@ -23,20 +31,33 @@ import pyoxigraph as ox
 from kg.sparql.results import RowCapExceeded, write_boolean, write_solutions, write_triples
 
 RESULT_FORMATS = ("json", "xml", "csv", "tsv")
+# SELECT results in these formats are streamable: written by pyoxigraph's own serializer (about
+# a third cheaper than kg.sparql.results for small results), so without a row cap
+STREAM_FORMATS: dict[str, ox.QueryResultsFormat] = {
+    "json": ox.QueryResultsFormat.JSON,
+    "csv": ox.QueryResultsFormat.CSV,
+    "tsv": ox.QueryResultsFormat.TSV,
+}
+
+
+class Config(TypedDict):
+    """What every job of one pool shares (sent once, at process start)."""
+
+    base_iri: str | None
+    union: bool
+    max_rows: int  # row cap of results written by kg.sparql.results (422)
+    max_bytes: int
+    inline_limit: int
+    prefixes: dict[str, str]
 
 
 class Job(TypedDict):
     query: str
     format: str
-    base_iri: str | None
     default_graph: list[str] | None
     named_graphs: list[str] | None
-    union: bool
-    max_rows: int
-    max_bytes: int
-    inline_limit: int
     spool: str
-    prefixes: dict[str, str]
+    stream: bool
 
 
 class ResultTooLarge(Exception):
@@ -44,12 +65,20 @@ class ResultTooLarge(Exception):
 
 
 class Spool:
-    """A binary writer that stays in memory up to `inline_limit`, then continues in a file."""
+    """A binary writer that stays in memory up to `inline_limit`, then continues in a file.
 
-    def __init__(self, path: str, inline_limit: int, max_bytes: int) -> None:
+    `on_spill`, when set, is called once the file holds the first `inline_limit` bytes (flushed):
+    the streaming signal.
+    """
+
+    def __init__(
+        self, path: str, inline_limit: int, max_bytes: int,
+        on_spill: Callable[[], None] | None = None,
+    ) -> None:
         self.path = path
         self.inline_limit = inline_limit
         self.max_bytes = max_bytes
+        self.on_spill = on_spill
         self.buffer = bytearray()
         self.file: Any = None
         self.size = 0
@@ -66,6 +95,9 @@ class Spool:
                 self.file = open(self.path, "wb")  # noqa: SIM115 - closed in finish()
                 self.file.write(self.buffer)
                 self.buffer = bytearray()
+                if self.on_spill is not None:
+                    self.file.flush()
+                    self.on_spill()
         return len(data)
 
     def flush(self) -> None:
@@ -84,34 +116,44 @@ class Spool:
                 os.unlink(self.path)
 
 
-def run_job(store: ox.Store, job: Job) -> tuple[Any, ...]:
+def run_job(
+    store: ox.Store, job: Job, config: Config,
+    notify: Callable[[tuple[Any, ...]], None] | None = None,
+) -> tuple[Any, ...]:
     """Execute one query and serialize it; every failure becomes an ("error", kind, msg)."""
     kwargs: dict[str, Any] = {}
     if job["default_graph"] is not None or job["named_graphs"] is not None:
         kwargs["default_graph"] = [ox.NamedNode(g) for g in job["default_graph"] or []]
         kwargs["named_graphs"] = [ox.NamedNode(g) for g in job["named_graphs"] or []]
-    elif job["union"]:
+    elif config["union"]:
         kwargs["use_default_graph_as_union"] = True
-    spool = Spool(job["spool"], job["inline_limit"], job["max_bytes"])
+    spool = Spool(job["spool"], config["inline_limit"], config["max_bytes"])
     fmt = job["format"]
     try:
-        results = store.query(job["query"], base_iri=job["base_iri"], **kwargs)
+        results = store.query(job["query"], base_iri=config["base_iri"], **kwargs)
         if isinstance(results, ox.QuerySolutions):
             fmt = fmt if fmt in RESULT_FORMATS else "json"
-            rows = write_solutions(results, fmt, spool, job["max_rows"])
+            if job["stream"] and fmt in STREAM_FORMATS:
+                if notify is not None:
+                    streamed = {"format": fmt, "path": spool.path}
+                    spool.on_spill = lambda: notify(("stream", streamed))
+                results.serialize(spool, STREAM_FORMATS[fmt])
+                rows = -1  # not counted (no row cap; the byte cap and time limit hold)
+            else:
+                rows = write_solutions(results, fmt, spool, config["max_rows"])
         elif isinstance(results, ox.QueryBoolean):
             fmt = fmt if fmt in RESULT_FORMATS else "json"
             write_boolean(bool(results), fmt, spool)
             rows = 1
         else:
             fmt = fmt if fmt not in RESULT_FORMATS else "turtle"
-            rows = write_triples(results, fmt, spool, job["max_rows"], job["prefixes"])
+            rows = write_triples(results, fmt, spool, config["max_rows"], config["prefixes"])
     except SyntaxError as exc:
         spool.discard()
         return ("error", "syntax", str(exc))
     except RowCapExceeded as exc:
         spool.discard()
-        return ("error", "too_many_rows", str(exc))
+        return ("error", "too_many_rows", str(exc), exc.cap)
     except ResultTooLarge as exc:
         spool.discard()
         return ("error", "too_large", str(exc))
@@ -129,7 +171,7 @@ def run_job(store: ox.Store, job: Job) -> tuple[Any, ...]:
     return ("ok", {"format": fmt, "rows": rows, **spool.finish()})
 
 
-def main(conn: Any, snapshot: str, memory_limit: int | None) -> None:
+def main(conn: Any, snapshot: str, memory_limit: int | None, config: Config) -> None:
     """Entry point of a worker process (started by kg.sparql.executor)."""
     if memory_limit:
         # a sort over a cartesian product can exhaust memory before the time limit: fail alone
@@ -143,5 +185,5 @@ def main(conn: Any, snapshot: str, memory_limit: int | None) -> None:
             break
         if job is None:
             break
-        conn.send(run_job(store, job))
+        conn.send(run_job(store, job, config, conn.send))
     conn.close()

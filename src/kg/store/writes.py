@@ -8,15 +8,20 @@ conflict):
 1. LOAD and SERVICE are refused unless allow-listed (S1's kg.sparql.guard, then
    kg.store.update_text as a second layer), before anything executes: the rehearsal would
    fetch the URL. A query sent as an update is a 400 there too.
-2. Rehearsal: the whole dataset is copied into an in-memory pyoxigraph store (blank node ids
-   kept) and the update runs there. A syntax error is a 400 with pyoxigraph's message and
-   position; an evaluation error (e.g. CREATE of an existing graph) a 400 too.
-3. The difference before/after gives the affected graphs. The data checked with pySHACL is
-   those graphs after the update plus context: the ontology and vocabulary graphs (so
-   `sh:targetClass` sees subclasses) and the `rdf:type` statements, from any graph (including
-   graph/inferred), of the nodes they mention (so targets and `sh:class` work across
-   graphs). Shapes are every `*.ttl` in `settings.shapes_dir`, parsed with the base IRI; no
-   shapes means no check.
+2. Rehearsal: the graphs the update can read or write (kg.store.update_scope, read off its
+   text) are copied into an in-memory pyoxigraph store (blank node ids kept) and the update
+   runs there; an update that touches the default graph (the merge of everything) or a
+   variable graph is rehearsed on a copy of the whole dataset. A syntax error is a 400
+   with pyoxigraph's message and position; an evaluation error (e.g. CREATE of an existing
+   graph) a 400 too.
+3. The difference before/after gives the affected graphs and the nodes the write touches
+   (subjects of added or removed quads). pySHACL checks those nodes as they stand in the
+   merged default graph after the write (so a statement added in a graph of its own is
+   judged with the entity's label and types asserted elsewhere), with the types of the nodes
+   they point to and the ontology and vocabulary graphs (so `sh:targetClass` sees
+   subclasses). Shapes are every `*.ttl` in `settings.shapes_dir`, parsed with the base IRI;
+   no shapes means no check. A constraint that spans nodes the write did not touch is not
+   re-checked.
 4. Only violations the write introduces block it (result severity sh:Violation, counted by
    focus node, path, value, shape and constraint, after versus before): a graph that already
    violated a shape stays editable, and a write cannot make it worse. A blocked write raises
@@ -54,6 +59,7 @@ from kg.config import Settings
 from kg.errors import ClientError, NotFound, ShapeViolation, UpdateSyntaxError
 from kg.store import default_graph, update_text
 from kg.store.embedded import EmbeddedStore
+from kg.store.update_scope import update_scope
 
 log = logging.getLogger("kg.writes")
 
@@ -115,26 +121,81 @@ def _term(term: Any) -> rdflib.term.Node:
     raise ClientError(f"unsupported RDF term in a write: {term}")
 
 
-def _validation_data(
-    store: ox.Store, graphs: Iterable[GraphName], context_graphs: Iterable[GraphName]
+def shacl_view(
+    statements: Iterable[tuple[Any, Any, Any]],
+    pointed_types: Iterable[tuple[Any, Any, Any]],
+    context: Iterable[tuple[Any, Any, Any]],
 ) -> rdflib.Graph:
-    """Affected graphs + ontology/vocabulary + the types, from any graph (graph/inferred holds
-    the materialised ones), of the nodes they mention, as triples."""
+    """What SHACL sees of a write: every statement about the touched nodes in the merged view
+    after the write, the types of what they point to, and the ontology/vocabulary (so
+    `sh:targetClass` sees subclasses). Judging the touched nodes against the merge — not one
+    named graph alone — means a note added in a graph of its own is checked together with the
+    entity's label and types from the documents. Shared by the embedded and remote stores."""
     data = rdflib.Graph()
-    nodes: set[Any] = set()
-    for graph in graphs:
-        for quad in store.quads_for_pattern(None, None, None, graph):
-            data.add((_term(quad.subject), _term(quad.predicate), _term(quad.object)))
-            nodes.add(quad.subject)
-            if isinstance(quad.object, ox.NamedNode | ox.BlankNode):
-                nodes.add(quad.object)
-    for graph in context_graphs:
-        for quad in store.quads_for_pattern(None, None, None, graph):
-            data.add((_term(quad.subject), _term(quad.predicate), _term(quad.object)))
-    for node in nodes:
-        for quad in store.quads_for_pattern(node, RDF_TYPE, None, None):
-            data.add((_term(quad.subject), _term(quad.predicate), _term(quad.object)))
+    for subject, predicate, obj in (*statements, *pointed_types, *context):
+        data.add((_term(subject), _term(predicate), _term(obj)))
     return data
+
+
+def _triples(quads: Iterable[ox.Quad]) -> set[tuple[Any, Any, Any]]:
+    return {(q.subject, q.predicate, q.object) for q in quads}
+
+
+def _described(
+    raw: ox.Store,
+    nodes: set[Any],
+    plus: set[ox.Quad],
+    minus: set[ox.Quad],
+    context_graphs: Iterable[GraphName],
+) -> rdflib.Graph:
+    """shacl_view from the embedded store's merged default graph, after `plus`/`minus`."""
+    default = ox.DefaultGraph()
+    statements = _triples(q for n in nodes for q in raw.quads_for_pattern(n, None, None, default))
+    statements = (statements - _triples(minus)) | _triples(q for q in plus if q.subject in nodes)
+    pointed = {o for _, _, o in statements if isinstance(o, ox.NamedNode | ox.BlankNode)} - nodes
+    types = _triples(q for n in pointed for q in raw.quads_for_pattern(n, RDF_TYPE, None, default))
+    context = _triples(
+        q for g in context_graphs for q in raw.quads_for_pattern(None, None, None, g)
+    )
+    return shacl_view(statements, types, context)
+
+
+def _rehearsal_scope(raw: ox.Store, text: str, base_iri: str) -> list[ox.NamedNode] | None:
+    """The named graphs an update can read or write, when it touches neither the default
+    graph nor a variable graph; None means rehearse on everything. Copying only these keeps
+    a write to one graph cheap on a large store (copying ~400k quads took ~20 s)."""
+    scope = update_scope(text, base_iri)
+    if scope.default or scope.all_named:
+        return None
+    return [ox.NamedNode(iri) for iri in sorted(scope.graphs)]
+
+
+def _default_delta(
+    raw: ox.Store, added: set[ox.Quad], removed: set[ox.Quad], scoped: set[GraphName]
+) -> tuple[set[ox.Quad], set[ox.Quad]]:
+    """What the merged-default-graph sync will change, computed against the real store when
+    the rehearsal held only the scoped graphs (mirrors default_graph.sync_update)."""
+    default = ox.DefaultGraph()
+    plus = {
+        ox.Quad(q.subject, q.predicate, q.object, default)
+        for q in added
+        if not any(raw.quads_for_pattern(q.subject, q.predicate, q.object, default))
+    }
+    still_held = {ox.Triple(q.subject, q.predicate, q.object) for q in added}
+    minus = set()
+    for q in removed:
+        triple = ox.Triple(q.subject, q.predicate, q.object)
+        if triple in still_held:
+            continue
+        others = (
+            other
+            for other in raw.quads_for_pattern(q.subject, q.predicate, q.object, None)
+            if isinstance(other.graph_name, ox.NamedNode) and other.graph_name not in scoped
+        )
+        in_default = any(raw.quads_for_pattern(q.subject, q.predicate, q.object, default))
+        if in_default and next(others, None) is None:
+            minus.add(ox.Quad(q.subject, q.predicate, q.object, default))
+    return plus, minus
 
 
 def _violations(data: rdflib.Graph, shapes: rdflib.Graph) -> list[dict[str, str]]:
@@ -225,8 +286,14 @@ def transact(
             existed = raw.contains_named_graph(probe)
             if must_exist and not existed:
                 raise NotFound(f"No graph <{probe.value}> in the store.")
-        before_quads = list(raw.quads_for_pattern(None, None, None, None))
-        before_graphs = set(raw.named_graphs())
+        scope = _rehearsal_scope(raw, text, base_iri)
+        all_graphs = set(raw.named_graphs())
+        if scope is None:
+            before_quads = list(raw.quads_for_pattern(None, None, None, None))
+            before_graphs = all_graphs
+        else:
+            before_quads = [q for g in scope for q in raw.quads_for_pattern(None, None, None, g)]
+            before_graphs = {g for g in scope if g in all_graphs}
         rehearsal = ox.Store()
         rehearsal.extend(before_quads)
         for graph in before_graphs:
@@ -235,12 +302,17 @@ def transact(
 
         before_set = set(before_quads)
         after_quads = set(rehearsal.quads_for_pattern(None, None, None, None))
-        sync = default_graph.sync_update(after_quads - before_set, before_set - after_quads)
-        if sync:  # keep the merged default graph in step, in the same atomic update
+        named_added, named_removed = after_quads - before_set, before_set - after_quads
+        sync = default_graph.sync_update(named_added, named_removed)
+        if sync and scope is None:  # the rehearsal holds everything: apply the sync there too
             _run(rehearsal, sync, base_iri)
             after_quads = set(rehearsal.quads_for_pattern(None, None, None, None))
+        if sync:  # keep the merged default graph in step, in the same atomic update
             text = f"{text}\n;\n{sync}"
         added, removed = after_quads - before_set, before_set - after_quads
+        if sync and scope is not None:
+            plus, minus = _default_delta(raw, named_added, named_removed, set(scope))
+            added, removed = added | plus, removed | minus
         after_graphs = set(rehearsal.named_graphs())
         affected: set[GraphName] = {q.graph_name for q in added | removed}
         affected |= before_graphs ^ after_graphs
@@ -248,10 +320,14 @@ def transact(
             return WriteOutcome(existed=existed)
 
         if shapes is not None and (added or removed):
-            context = [g for g in context_graphs if g not in affected]
-            after = _violations(_validation_data(rehearsal, affected, context), shapes)
+            default = ox.DefaultGraph()
+            plus = {q for q in added if q.graph_name == default}
+            minus = {q for q in removed if q.graph_name == default}
+            nodes = {q.subject for q in added | removed}
+            context = list(context_graphs)
+            after = _violations(_described(raw, nodes, plus, minus, context), shapes)
             if after:
-                before = _violations(_validation_data(raw, affected, context), shapes)
+                before = _violations(_described(raw, nodes, set(), set(), context), shapes)
                 new = Counter(map(_key, after)) - Counter(map(_key, before))
                 if new:
                     blocking = [r for r in after if _key(r) in new][:MAX_REPORTED]
@@ -306,8 +382,7 @@ async def commit(
         ox.NamedNode(f"{settings.base_iri}graph/vocabulary"),
     ]
     outcome = await run_in_threadpool(
-        transact,
-        state.store,
+        state.store.transact,  # kg.store.base.Store: embedded → transact() here; remote too
         text,
         base_iri=settings.base_iri,
         shapes=shapes,

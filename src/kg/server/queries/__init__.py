@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pyoxigraph as ox
 
+from kg.store.base import Store
+
 Term = ox.NamedNode | ox.BlankNode | ox.Literal
 
 _DIR = Path(__file__).parent
@@ -24,7 +26,7 @@ def load(name: str) -> str:
 
 
 def select(
-    store: ox.Store,
+    store: ox.Store | Store,
     name: str,
     base_iri: str,
     *,
@@ -37,6 +39,8 @@ def select(
     whole function in one worker thread (``run_in_threadpool``) and get plain dicts back.
     A substituted variable must appear in the query's projection (pyoxigraph's rule).
     """
+    if not isinstance(store, ox.Store):  # a kg.store.base.Store, embedded or remote
+        return store.select(load(name), base_iri=base_iri, union=union, bindings=bindings)
     solutions = store.query(
         load(name),
         base_iri=base_iri,

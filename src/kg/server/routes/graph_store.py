@@ -87,8 +87,9 @@ def _direct_graph(request: Request, state: AppState) -> ox.NamedNode:
         raise BadParameter(f"The path does not make a valid graph IRI: {exc}") from exc
 
 
-def _exists(state: AppState, graph: ox.NamedNode | ox.DefaultGraph) -> bool:
-    return isinstance(graph, ox.DefaultGraph) or state.store.raw.contains_named_graph(graph)
+async def _exists(state: AppState, graph: ox.NamedNode | ox.DefaultGraph) -> bool:
+    return isinstance(graph, ox.DefaultGraph) or await run_in_threadpool(
+        state.store.contains_graph, graph)
 
 
 # --- content negotiation (S1's table: kg.sparql.negotiation) ----------------------------------
@@ -188,7 +189,7 @@ def _post_text(graph: ox.NamedNode | ox.DefaultGraph, triples: list[ox.Triple]) 
 
 
 async def _get(request: Request, state: AppState, graph: ox.NamedNode | ox.DefaultGraph):
-    if not _exists(state, graph):
+    if not await _exists(state, graph):
         raise NotFound(f"No graph <{graph.value}> in the store.")
     content_type, fmt = choose_output(request)
     headers = {"Vary": "Accept"}
@@ -196,7 +197,7 @@ async def _get(request: Request, state: AppState, graph: ox.NamedNode | ox.Defau
         return Response(status_code=200, media_type=content_type, headers=headers)
 
     def serialize() -> bytes:
-        quads = state.store.raw.quads_for_pattern(None, None, None, graph)
+        quads = state.store.graph_quads(graph)
         items = quads if fmt.supports_datasets else (q.triple for q in quads)
         prefixes = kg_prefixes(state.settings.base_iri) if fmt in (
             ox.RdfFormat.TURTLE, ox.RdfFormat.TRIG, ox.RdfFormat.RDF_XML) else None

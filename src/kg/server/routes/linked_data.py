@@ -12,6 +12,7 @@ Store protocol (routes/graph_store.py) and is not routed here.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 from urllib.parse import unquote_to_bytes
 
@@ -23,11 +24,13 @@ from starlette.responses import Response
 from kg.errors import BadParameter, NotAcceptable, NotFound
 from kg.namespaces import graph_iri, kg_prefixes
 from kg.server import html
-from kg.server.entity_view import Value, build_view, fetch_description
+from kg.server.document_view import build_document_view, fetch_document
+from kg.server.entity_view import build_view, fetch_description, fetch_page_quads
 from kg.server.ontology_view import build_ontology_view
 from kg.server.problems import problem_response
 from kg.server.queries import select
 from kg.server.rdf_media import BY_EXTENSION, HTML, RDF_MEDIA, RdfMedia, negotiate, serialize
+from kg.server.search_view import PER_GROUP, group_hits
 from kg.server.state import AppState, StateDep
 
 router = APIRouter()
@@ -88,7 +91,7 @@ def _candidate_iris(base: str, rest: str) -> list[str]:
 def _exists(state: AppState, iris: list[str]) -> str | None:
     """The first candidate IRI the store knows (one thread: iterators stay where made)."""
     for iri in iris:
-        if select(state.store.raw, "entity_exists", state.settings.base_iri,
+        if select(state.store, "entity_exists", state.settings.base_iri,
                   entity=ox.NamedNode(iri)):
             return iri
     return None
@@ -191,9 +194,14 @@ async def entity(rest: str, request: Request, state: StateDep) -> Response:
     return _see_other(request, "id/" + raw)  # the path as sent: ASCII, safe in headers
 
 
+_PASSAGE = re.compile(r"^(doc/[^/]+)/((?:para|section|note)/[^/]+)$")
+_DOCUMENT = re.compile(r"^doc/[^/]+$")
+
+
 @router.api_route("/page/id/{rest:path}", methods=GET_HEAD, include_in_schema=False)
 async def entity_page(rest: str, request: Request, state: StateDep) -> Response:
-    """The HTML page about an entity."""
+    """The HTML page about an entity; a source document's page shows its text; a passage's
+    page is its place in that text (303 to /page/id/doc/<stem>#para-12)."""
     raw = _raw_rest(request, "/page/id/")
     try:
         iri = await _resolve(state, raw)
@@ -201,15 +209,26 @@ async def entity_page(rest: str, request: Request, state: StateDep) -> Response:
         return html.render(request, "not_found.html", status=404, iri=exc.iri, q="",
                            hint="The entity may not be in this dataset. Search the labels:")
     root = _root(request)
+    if (passage := _PASSAGE.match(raw)) is not None:
+        anchor = passage.group(2).replace("/", "-")
+        return Response(status_code=303,
+                        headers={"Location": f"{root}/page/id/{passage.group(1)}#{anchor}"})
     doc_path = "id/" + raw
     headers = {"Link": _links(root, doc_path)}
     etag = _etag(state, "html")
     if (cached := _not_modified(request, etag, headers)) is not None:
         return cached
-    quads = await run_in_threadpool(
-        fetch_description, state.store.raw, state.settings.base_iri, iri)
-    view = build_view(quads, iri, state.settings.base_iri, root)
-    return html.render(request, "entity.html", headers={**headers, "ETag": etag}, view=view,
+    headers["ETag"] = etag
+    settings = state.settings
+    if _DOCUMENT.match(raw):
+        data = await run_in_threadpool(fetch_document, state.store, settings.base_iri, iri)
+        if data is not None:
+            doc = build_document_view(data, iri, settings.base_iri, root, settings.sources_dir)
+            return html.render(request, "document.html", headers=headers, doc=doc,
+                               alternates=RDF_MEDIA, data_path=f"{root}/data/{doc_path}")
+    quads = await run_in_threadpool(fetch_page_quads, state.store, settings.base_iri, iri)
+    view = build_view(quads, iri, settings.base_iri, root, settings.sources_dir)
+    return html.render(request, "entity.html", headers=headers, view=view,
                        alternates=RDF_MEDIA, data_path=f"{root}/data/{doc_path}")
 
 
@@ -226,7 +245,7 @@ async def entity_data(rest: str, request: Request, state: StateDep) -> Response:
     except _NotFoundPage as exc:
         raise NotFound(exc.detail) from None
     quads = await run_in_threadpool(
-        fetch_description, state.store.raw, state.settings.base_iri, iri)
+        fetch_description, state.store, state.settings.base_iri, iri)
     doc_path = "id/" + stem
     return _rdf(request, state, quads, media, doc_path, negotiated)
 
@@ -234,28 +253,75 @@ async def entity_data(rest: str, request: Request, state: StateDep) -> Response:
 # --- the ontology -------------------------------------------------------------------------
 
 
-def _ontology_quads(state: AppState) -> list[ox.Quad]:
-    g = ox.NamedNode(graph_iri(state.settings.base_iri, "ontology"))
-    rows = select(state.store.raw, "graph_quads", state.settings.base_iri, graph=g)
+def _graph_quads(state: AppState, name: str) -> list[ox.Quad]:
+    g = ox.NamedNode(graph_iri(state.settings.base_iri, name))
+    rows = select(state.store, "graph_quads", state.settings.base_iri, graph=g)
     return [ox.Quad(r["s"], r["p"], r["o"], g) for r in rows]  # type: ignore[arg-type]
 
 
+def _ontology_quads(state: AppState) -> list[ox.Quad]:
+    return _graph_quads(state, "ontology")
+
+
+def _shape_quads(state: AppState) -> list[ox.Quad]:
+    """graph/shapes as the build loaded it; else the shapes files the service checks writes
+    against (a store made without a build, such as the test sample)."""
+    quads = _graph_quads(state, "shapes")
+    if quads:
+        return quads
+    for path in sorted(state.settings.shapes_dir.glob("*.ttl")):
+        quads += ox.parse(path=str(path), format=ox.RdfFormat.TURTLE,
+                          base_iri=state.settings.base_iri)
+    return quads
+
+
+async def _ontology_html(request: Request, state: AppState, headers: dict[str, str]) -> Response:
+    """Documentation generated from the ontology and shapes graphs in the store."""
+    root = _root(request)
+    etag = _etag(state, "ontology-html")
+    headers = {**headers, "Link": _links(root, "ontology")}
+    if (cached := _not_modified(request, etag, headers)) is not None:
+        return cached
+    quads = await run_in_threadpool(_ontology_quads, state)
+    if not quads:
+        raise NotFound("the store holds no ontology graph")
+    shapes = await run_in_threadpool(_shape_quads, state)
+    view = build_ontology_view(quads, state.settings.ontology_iri, state.settings.base_iri, root,
+                               shapes)
+    return html.render(request, "ontology.html", headers={**headers, "ETag": etag},
+                       onto=view, alternates=RDF_MEDIA, data_path=f"{root}/data/ontology")
+
+
 @router.api_route("/ontology", methods=GET_HEAD, include_in_schema=False)
-async def ontology(request: Request) -> Response:
-    """The ontology IRI (terms are /ontology#Term): 303 to its documentation or RDF."""
-    return _see_other(request, "ontology")
+@router.api_route("/ontology/{version}", methods=GET_HEAD, include_in_schema=False)
+async def ontology(request: Request, state: StateDep, version: str | None = None) -> Response:
+    """The ontology IRI (terms are /ontology#Term) and its owl:versionIRI (/ontology/1.0.0).
+
+    Browsers get the documentation here, 200 with `Content-Location: /page/ontology`, so
+    <base>ontology#Agreement lands on the Agreement entry in one request; RDF clients get
+    303 to /data/ontology.{ext} as before (Vary: Accept either way)."""
+    if version is not None and version != await run_in_threadpool(_ontology_version, state):
+        raise NotFound(f"no ontology version {version}")
+    media = negotiate(request.headers.get("accept"))
+    if media is not None:
+        return _see_other(request, "ontology")
+    return await _ontology_html(request, state, {
+        "Vary": "Accept", "Content-Location": f"{_root(request)}/page/ontology"})
+
+
+def _ontology_version(state: AppState) -> str | None:
+    """The last path segment of the ontology's owl:versionIRI."""
+    owl_version = ox.NamedNode("http://www.w3.org/2002/07/owl#versionIRI")
+    for q in _ontology_quads(state):
+        if q.predicate == owl_version and q.subject.value == state.settings.ontology_iri:
+            return q.object.value.rstrip("/").rsplit("/", 1)[-1]
+    return None
 
 
 @router.api_route("/page/ontology", methods=GET_HEAD, include_in_schema=False)
 async def ontology_page(request: Request, state: StateDep) -> Response:
-    """Readable documentation generated from the ontology graph in the store."""
-    root = _root(request)
-    quads = await run_in_threadpool(_ontology_quads, state)
-    if not quads:
-        raise NotFound("the store holds no ontology graph")
-    view = build_ontology_view(quads, state.settings.ontology_iri, state.settings.base_iri, root)
-    return html.render(request, "ontology.html", headers={"Link": _links(root, "ontology")},
-                       onto=view, alternates=RDF_MEDIA, data_path=f"{root}/data/ontology")
+    """The documentation at its own URL (what /ontology serves to browsers)."""
+    return await _ontology_html(request, state, {})
 
 
 @router.api_route("/data/ontology", methods=GET_HEAD, include_in_schema=False)
@@ -278,20 +344,15 @@ async def ontology_data(request: Request, state: StateDep, ext: str | None = Non
 async def search(
     request: Request, state: StateDep, q: Annotated[str, Query(max_length=200)] = ""
 ) -> Response:
-    """Entities whose label contains `q` (case-insensitive), as an HTML list."""
+    """Entities whose label or alternative label contains `q` (case-insensitive), ranked and
+    grouped by class with counts."""
     root = _root(request)
-    results: list[tuple[str, Value, str]] = []
-    needle = q.strip()
+    needle = " ".join(q.split())
+    groups = []
     if needle:
         rows = await run_in_threadpool(
-            select, state.store.raw, "search_labels", state.settings.base_iri,
+            select, state.store, "search_labels", state.settings.base_iri,
             needle=ox.Literal(needle))
-        for row in rows:
-            iri = row["s"].value
-            kind = row.get("kind")
-            results.append((
-                row["name"].value if "name" in row else iri,
-                Value(iri, html.local_href(iri, state.settings.base_iri, root), iri),
-                kind.value.rsplit("#", 1)[-1] if kind is not None else "",
-            ))
-    return html.render(request, "search.html", q=needle, results=results)
+        groups = group_hits(rows, needle, state.settings.base_iri, root)
+    return html.render(request, "search.html", q=needle, groups=groups,
+                       total=sum(g.count for g in groups), per_group=PER_GROUP)

@@ -91,7 +91,7 @@ def competency_query(name: str) -> CompetencyQuery:
 
 def _ontology_terms(state: AppState) -> dict[str, list[str]]:
     """Classes and properties declared in the ontology and vocabulary graphs (one thread)."""
-    rows = queries.select(state.store.raw, "workbench-terms", state.settings.base_iri)
+    rows = queries.select(state.store, "workbench-terms", state.settings.base_iri)
     terms: dict[str, list[str]] = {"classes": [], "properties": []}
     for row in rows:
         term, kind = row["term"], row["kind"]

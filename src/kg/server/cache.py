@@ -1,0 +1,114 @@
+"""The /sparql response cache: complete small results, keyed on what determines their bytes.
+
+Why: notebooks and workbench pages repeat the same queries; a repeated query should cost a dict
+lookup, not a worker round trip. What determines a response, and so the key: the exact query
+text, the protocol dataset (default-graph-uri, named-graph-uri), the negotiated format, and the
+store's version (`store.version`, changed by every committed write, also for a remote store).
+
+- **Invalidation** is by version: an entry is only ever served for the version it was computed
+  on, and the first lookup that sees a new version drops every entry (they can never match).
+- **Memory** is bounded: least recently used entries are evicted once the bodies (plus keys and
+  a fixed overhead) exceed `max_bytes` (KG_CACHE_BYTES, default 64 MB); a body larger than
+  `entry_bytes` (KG_CACHE_ENTRY_BYTES, default 256 KB) is never stored. Spooled, streamed and
+  failed results are never stored (only results that came back inline, ≤ 256 KB).
+- **ETag** is strong and derived from the key, the version and a fingerprint of the settings
+  that shape results, so `If-None-Match` is answered 304 without running (or even caching) the
+  query; a 200 for the same key and version would carry the same result. (SPARQL leaves the
+  order of unordered solutions open; one worker snapshot evaluates a query deterministically.)
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+Key = tuple[str, tuple[str, ...] | None, tuple[str, ...] | None, str]
+ENTRY_OVERHEAD = 256  # bytes counted per entry besides body and key strings
+
+
+@dataclass(frozen=True)
+class CachedResponse:
+    body: bytes
+    content_type: str
+    etag: str
+    cost: int
+
+
+class ResponseCache:
+    """An LRU of complete responses for one store version at a time."""
+
+    def __init__(self, max_bytes: int, entry_bytes: int, fingerprint: str = "") -> None:
+        self.max_bytes = max_bytes
+        self.entry_bytes = min(entry_bytes, max_bytes)
+        self.fingerprint = fingerprint
+        self.size = 0
+        self.hits = 0
+        self.misses = 0
+        self.evictions = 0
+        self._version: int | None = None
+        self._entries: OrderedDict[Key, CachedResponse] = OrderedDict()
+
+    @staticmethod
+    def key(
+        query: str, default_graph: Sequence[str] | None, named_graphs: Sequence[str] | None,
+        fmt: str,
+    ) -> Key:
+        return (
+            query,
+            tuple(default_graph) if default_graph is not None else None,
+            tuple(named_graphs) if named_graphs is not None else None,
+            fmt,
+        )
+
+    def etag(self, key: Key, version: int) -> str:
+        digest = hashlib.blake2b(
+            repr((self.fingerprint, version, key)).encode("utf-8", "surrogatepass"),
+            digest_size=16,
+        ).hexdigest()
+        return f'"{digest}"'
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def _sync(self, version: int) -> None:
+        """A new store version makes every entry unreachable: drop them all at once."""
+        if version != self._version:
+            self._entries.clear()
+            self.size = 0
+            self._version = version
+
+    def get(self, key: Key, version: int) -> CachedResponse | None:
+        self._sync(version)
+        entry = self._entries.get(key)
+        if entry is None:
+            self.misses += 1
+            return None
+        self._entries.move_to_end(key)
+        self.hits += 1
+        return entry
+
+    def put(
+        self, key: Key, version: int, body: bytes, content_type: str, etag: str | None = None
+    ) -> CachedResponse | None:
+        """Store a complete response computed on `version`; None when it is not kept."""
+        if len(body) > self.entry_bytes:
+            return None
+        self._sync(version)
+        cost = len(body) + len(key[0]) + ENTRY_OVERHEAD + sum(
+            len(g) for part in key[1:3] if part for g in part
+        )
+        if cost > self.max_bytes:
+            return None
+        previous = self._entries.pop(key, None)
+        if previous is not None:
+            self.size -= previous.cost
+        entry = CachedResponse(body, content_type, etag or self.etag(key, version), cost)
+        self._entries[key] = entry
+        self.size += cost
+        while self.size > self.max_bytes:
+            _, evicted = self._entries.popitem(last=False)
+            self.size -= evicted.cost
+            self.evictions += 1
+        return entry

@@ -1,0 +1,178 @@
+"""Real SPARQL servers for tests/test_remote_*.py: `oxigraph serve` and Virtuoso, on free ports.
+
+Each server gets a temporary database and is stopped by the test that started it. Start-up waits
+for the server to answer a query (no blind sleep). Virtuoso comes from Debian's
+`virtuoso-opensource` (scripts/install_virtuoso.sh); its SPARQL user is granted SPARQL_UPDATE
+through isql so the unauthenticated /sparql endpoint accepts updates and Graph Store writes.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from tests.server_process import free_port
+
+VIRTUOSO = shutil.which("virtuoso-t")
+ISQL = shutil.which("isql-vt") or shutil.which("isql")
+OXIGRAPH = shutil.which("oxigraph") or (
+    str(Path(__file__).resolve().parents[1] / ".venv" / "bin" / "oxigraph")
+    if (Path(__file__).resolve().parents[1] / ".venv" / "bin" / "oxigraph").exists() else None
+)
+
+
+@dataclass
+class Backend:
+    """A running SPARQL server and the environment that points kg at it."""
+
+    name: str
+    query_url: str
+    update_url: str
+    gsp_url: str
+    process: subprocess.Popen[bytes]
+    workdir: Path
+    restart_args: list[str] = field(default_factory=list)
+    env_extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            "KG_STORE_URL": self.query_url,
+            "KG_STORE_UPDATE_URL": self.update_url,
+            "KG_STORE_GSP_URL": self.gsp_url,
+            **self.env_extra,
+        }
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def start_again(self) -> None:
+        """Restart on the same database and ports (after stop())."""
+        log = (self.workdir / "server.log").open("ab")
+        self.process = subprocess.Popen(self.restart_args, cwd=self.workdir, stdout=log,
+                                        stderr=subprocess.STDOUT)
+        wait_for(self, 90)
+
+
+def wait_for(backend: Backend, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if backend.process.poll() is not None:
+            log = (backend.workdir / "server.log").read_text(errors="replace")
+            raise RuntimeError(f"{backend.name} exited early:\n{log[-3000:]}")
+        try:
+            response = httpx.get(backend.query_url, params={"query": "ASK {}"},
+                                 headers={"Accept": "application/sparql-results+json"},
+                                 timeout=2)
+            if response.status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    backend.stop()
+    raise RuntimeError(f"{backend.name} did not answer within {seconds} s")
+
+
+def start_oxigraph(workdir: Path) -> Backend:
+    assert OXIGRAPH, "the `oxigraph` CLI (PyPI package oxigraph) is not installed"
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    # --timeout-s: the server stops a query the service has given up on (timeout test)
+    args = [OXIGRAPH, "serve", "--location", str(workdir / "db"), "--bind", f"127.0.0.1:{port}",
+            "--timeout-s", "10"]
+    log = (workdir / "server.log").open("ab")
+    process = subprocess.Popen(args, cwd=workdir, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    backend = Backend("oxigraph", f"{url}/query", f"{url}/update", f"{url}/store", process,
+                      workdir, args)
+    wait_for(backend, 30)
+    return backend
+
+
+VIRTUOSO_INI = """\
+[Database]
+DatabaseFile = {db}/virtuoso.db
+ErrorLogFile = {db}/virtuoso.log
+LockFile = {db}/virtuoso.lck
+TransactionFile = {db}/virtuoso.trx
+xa_persistent_file = {db}/virtuoso.pxa
+ErrorLogLevel = 7
+FileExtend = 200
+Striping = 0
+TempStorage = TempDatabase
+
+[TempDatabase]
+DatabaseFile = {db}/virtuoso-temp.db
+TransactionFile = {db}/virtuoso-temp.trx
+
+[Parameters]
+ServerPort = {sql_port}
+DisableUnixSocket = 1
+CheckpointInterval = 0
+NumberOfBuffers = 10000
+MaxDirtyBuffers = 6000
+MaxQueryMem = 500M
+DirsAllowed = ., {db}
+ThreadsPerQuery = 2
+
+[HTTPServer]
+ServerPort = {http_port}
+ServerRoot = {db}
+ServerThreads = 10
+MaxClientConnections = 10
+Charset = UTF-8
+
+[SPARQL]
+ResultSetMaxRows = 1000000
+MaxQueryCostEstimationTime = 0
+MaxQueryExecutionTime = 10
+MaxConstructTriples = 1000000
+"""
+
+
+def isql(sql_port: int, statements: str) -> str:
+    assert ISQL, "isql-vt is not installed"
+    result = subprocess.run(
+        [ISQL, str(sql_port), "dba", "dba", "VERBOSE=OFF", "BANNER=OFF", "PROMPT=OFF",
+         "ERRORS=STDOUT", f"EXEC={statements}"],
+        capture_output=True, text=True, timeout=60,
+    )
+    if "Error" in result.stdout or result.returncode:
+        raise RuntimeError(f"isql failed: {result.stdout}{result.stderr}")
+    return result.stdout
+
+
+def start_virtuoso(workdir: Path) -> Backend:
+    assert VIRTUOSO, "virtuoso-t is not installed (scripts/install_virtuoso.sh)"
+    db = workdir / "db"
+    db.mkdir(parents=True, exist_ok=True)
+    sql_port, http_port = free_port(), free_port()
+    ini = workdir / "virtuoso.ini"
+    ini.write_text(VIRTUOSO_INI.format(db=db, sql_port=sql_port, http_port=http_port))
+    args = [VIRTUOSO, "+foreground", "+configfile", str(ini)]
+    log = (workdir / "server.log").open("ab")
+    process = subprocess.Popen(args, cwd=workdir, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{http_port}"
+    backend = Backend("virtuoso", f"{url}/sparql", f"{url}/sparql",
+                      f"{url}/sparql-graph-crud", process, workdir, args,
+                      {"KG_STORE_DIALECT": "virtuoso"})
+    wait_for(backend, 120)
+    isql(sql_port, "GRANT SPARQL_UPDATE TO \"SPARQL\"; "
+         "GRANT EXECUTE ON DB.DBA.SPARQL_INSERT_DICT_CONTENT TO \"SPARQL\"; "
+         "GRANT EXECUTE ON DB.DBA.SPARQL_DELETE_DICT_CONTENT TO \"SPARQL\"; "
+         "DB.DBA.RDF_DEFAULT_USER_PERMS_SET ('nobody', 7);")
+    return backend

@@ -1,0 +1,173 @@
+"""The /sparql response cache: ETag/304, Cache-Control, invalidation by writes, memory bound."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from kg.server.cache import ENTRY_OVERHEAD, ResponseCache
+from tests.conftest import WRITE_TOKEN
+from tests.server_process import BASE_IRI, ServerProcess, start_server
+
+COUNT = "SELECT (COUNT(*) AS ?n) WHERE { ?s ?p ?o }"
+JSON = "application/sparql-results+json"
+XML = "application/sparql-results+xml"
+
+
+def sparql(server: ServerProcess) -> str:
+    return server.url + "/sparql"
+
+
+def get(server: ServerProcess, query: str = COUNT, **headers: str) -> httpx.Response:
+    return httpx.get(sparql(server), params={"query": query},
+                     headers={"Accept": JSON, **headers}, timeout=30)
+
+
+def lookups(server: ServerProcess, result: str) -> float:
+    text = httpx.get(server.url + "/metrics").text
+    match = re.search(rf'kg_sparql_cache_lookups_total{{result="{result}"}} (\S+)', text)
+    return float(match.group(1)) if match else 0.0
+
+
+# -- the cache as a unit -----------------------------------------------------------------------
+
+def test_lru_by_bytes_and_entry_cap() -> None:
+    cache = ResponseCache(max_bytes=3 * (100 + ENTRY_OVERHEAD + 2), entry_bytes=150)
+    keys = [cache.key(f"q{i}", None, None, "json") for i in range(5)]
+    for key in keys[:3]:
+        assert cache.put(key, 1, b"x" * 100, "application/json") is not None
+    assert len(cache) == 3 and cache.size <= cache.max_bytes
+    assert cache.get(keys[0], 1) is not None  # now the most recently used
+    cache.put(keys[3], 1, b"y" * 100, "application/json")
+    assert cache.size <= cache.max_bytes and cache.evictions == 1
+    assert cache.get(keys[1], 1) is None  # the least recently used went first
+    assert cache.get(keys[0], 1) is not None and cache.get(keys[3], 1) is not None
+    assert cache.put(keys[4], 1, b"z" * 151, "application/json") is None  # over the entry cap
+    assert cache.get(keys[4], 1) is None
+
+
+def test_a_new_version_drops_everything_and_changes_the_etag() -> None:
+    cache = ResponseCache(max_bytes=1 << 20, entry_bytes=1 << 16)
+    key = cache.key("q", ["http://g"], None, "json")
+    entry = cache.put(key, 1, b"body", "application/json")
+    assert entry is not None and entry.etag == cache.etag(key, 1)
+    assert entry.etag.startswith('"') and not entry.etag.startswith("W/")
+    assert cache.etag(key, 1) == cache.etag(key, 1) != cache.etag(key, 2)
+    assert cache.etag(key, 1) != cache.etag(cache.key("q", ["http://g"], None, "xml"), 1)
+    assert cache.etag(key, 1) != cache.etag(cache.key("q", None, ["http://g"], "json"), 1)
+    assert cache.get(key, 2) is None and len(cache) == 0 and cache.size == 0
+
+
+def test_disabled_cache_keeps_nothing() -> None:
+    cache = ResponseCache(max_bytes=0, entry_bytes=1 << 20)
+    key = cache.key("q", None, None, "json")
+    assert cache.put(key, 1, b"body", "application/json") is None
+    assert cache.get(key, 1) is None
+
+
+# -- over HTTP ---------------------------------------------------------------------------------
+
+def test_etag_is_stable_and_304_on_if_none_match(writable_server: ServerProcess) -> None:
+    first, second = get(writable_server), get(writable_server)
+    assert first.status_code == second.status_code == 200
+    etag = first.headers["etag"]
+    assert etag == second.headers["etag"] and not etag.startswith("W/")
+    assert first.content == second.content
+    assert "must-revalidate" in first.headers["cache-control"]
+    assert "public" in first.headers["cache-control"]
+    assert "Accept" in first.headers["vary"]
+    not_modified = get(writable_server, **{"If-None-Match": etag})
+    assert not_modified.status_code == 304 and not_modified.content == b""
+    assert not_modified.headers["etag"] == etag
+    listed = get(writable_server, **{"If-None-Match": f'"other", {etag}'})
+    assert listed.status_code == 304
+    assert get(writable_server, **{"If-None-Match": '"stale"'}).status_code == 200
+
+
+def test_head_has_the_same_etag_and_304(writable_server: ServerProcess) -> None:
+    body = get(writable_server)
+    head = httpx.head(sparql(writable_server), params={"query": COUNT}, headers={"Accept": JSON})
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["etag"] == body.headers["etag"]
+    assert int(head.headers["content-length"]) == len(body.content)
+    conditional = httpx.head(sparql(writable_server), params={"query": COUNT},
+                             headers={"Accept": JSON, "If-None-Match": body.headers["etag"]})
+    assert conditional.status_code == 304
+
+
+def test_each_format_is_its_own_entry(writable_server: ServerProcess) -> None:
+    as_json, as_xml = get(writable_server), get(writable_server, Accept=XML)
+    assert as_json.headers["content-type"].startswith(JSON)
+    assert as_xml.headers["content-type"].startswith(XML)
+    assert as_json.headers["etag"] != as_xml.headers["etag"]
+    again = get(writable_server, Accept=XML)
+    assert again.headers["etag"] == as_xml.headers["etag"] and again.content == as_xml.content
+    # the JSON ETag does not validate the XML representation
+    assert get(writable_server, Accept=XML,
+               **{"If-None-Match": as_json.headers["etag"]}).status_code == 200
+
+
+def test_repeats_are_served_from_the_cache(writable_server: ServerProcess) -> None:
+    query = "ASK { ?s ?p ?o } # repeated"
+    get(writable_server, query)
+    hits = lookups(writable_server, "hit")
+    for _ in range(3):
+        assert get(writable_server, query).json()["boolean"] is True
+    assert lookups(writable_server, "hit") >= hits + 3
+
+
+def test_post_queries_carry_no_etag(writable_server: ServerProcess) -> None:
+    r = httpx.post(sparql(writable_server), data={"query": COUNT}, headers={"Accept": JSON})
+    assert r.status_code == 200 and "etag" not in r.headers
+    assert r.headers["cache-control"] == "no-cache"
+    assert r.content == get(writable_server).content
+
+
+def test_a_write_invalidates(writable_server: ServerProcess) -> None:
+    before = get(writable_server)
+    n = int(before.json()["results"]["bindings"][0]["n"]["value"])
+    update = (f"INSERT DATA {{ GRAPH <{BASE_IRI}graph/cache-test> "
+              f"{{ <{BASE_IRI}id/cache-test> <{BASE_IRI}ontology#note> \"x\" }} }}")
+    r = httpx.post(sparql(writable_server), data={"update": update},
+                   headers={"Authorization": f"Bearer {WRITE_TOKEN}"}, timeout=30)
+    assert r.status_code == 204, r.text
+    after = get(writable_server, **{"If-None-Match": before.headers["etag"]})
+    assert after.status_code == 200  # the old ETag no longer validates
+    assert after.headers["etag"] != before.headers["etag"]
+    assert int(after.json()["results"]["bindings"][0]["n"]["value"]) > n
+    assert get(writable_server).headers["etag"] == after.headers["etag"]
+
+
+@pytest.fixture(scope="module")
+def tiny_cache_server(
+    sample_store: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    import shutil
+
+    store = tmp_path_factory.mktemp("tiny-cache") / "store"
+    shutil.copytree(sample_store, store)
+    proc = start_server(store, tmp_path_factory.mktemp("logs"), KG_CACHE_BYTES="4096")
+    yield proc
+    proc.stop()
+
+
+def test_memory_bound_evicts(tiny_cache_server: ServerProcess) -> None:
+    first = "SELECT ?s WHERE { ?s ?p ?o } LIMIT 1 # 0"
+    get(tiny_cache_server, first)
+    get(tiny_cache_server, first)
+    hits = lookups(tiny_cache_server, "hit")
+    assert hits >= 1  # kept while it fits
+    for i in range(1, 40):  # ~40 entries of several hundred bytes each: far over 4 KB
+        get(tiny_cache_server, f"SELECT ?s WHERE {{ ?s ?p ?o }} LIMIT 1 # {i}")
+    misses = lookups(tiny_cache_server, "miss")
+    response = get(tiny_cache_server, first)
+    assert response.status_code == 200
+    assert lookups(tiny_cache_server, "miss") == misses + 1  # evicted, so run again
+    assert lookups(tiny_cache_server, "hit") == hits
+    # the ETag does not depend on the cache holding the entry
+    assert get(tiny_cache_server, first,
+               **{"If-None-Match": response.headers["etag"]}).status_code == 304
