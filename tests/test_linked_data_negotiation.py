@@ -24,7 +24,8 @@ from kg.server.rdf_media import negotiate, serialize
         ("text/plain", "application/n-triples"),
         ("application/x-turtle", "text/turtle"),
         ("text/*", "text/turtle"),
-        ("text/turtle;q=abc, application/ld+json;q=0.1", "application/ld+json"),
+        # a malformed q is ignored (weight 1), as the SPARQL endpoint reads it
+        ("text/turtle;q=abc, application/ld+json;q=0.1", "text/turtle"),
         ("application/sparql-results+json, */*;q=0.1", "text/turtle"),
     ],
 )

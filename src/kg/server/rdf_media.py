@@ -1,8 +1,9 @@
 """RDF media types of the describing routes, and Accept negotiation over them (as data).
 
 The SPARQL endpoint's own negotiation (results formats, `format=` parameters) lives in
-kg.sparql; this table serves the service description, VoID, entity and ontology documents,
-where the choice is among RDF serialisations and HTML.
+kg.sparql.negotiation, whose Accept parser this module shares (one reading of a malformed
+q: the broken parameter is ignored); this table serves the service description, VoID, entity
+and ontology documents, where the choice is among RDF serialisations and HTML.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 import pyoxigraph as ox
 
 from kg.errors import NotAcceptable
+from kg.sparql.negotiation import MediaRange, parse_accept
 
 HTML = "text/html"
 
@@ -53,41 +55,13 @@ _BY_TYPE: dict[str, RdfMedia] = {
 }
 
 
-def parse_accept(header: str | None) -> list[tuple[str, float, int]]:
-    """(media range, q, position) for each entry; malformed q counts as 0, never an error."""
-    entries: list[tuple[str, float, int]] = []
-    for position, part in enumerate((header or "*/*").split(",")):
-        pieces = [p.strip() for p in part.split(";")]
-        media = pieces[0].lower()
-        if not media:
-            continue
-        q = 1.0
-        for param in pieces[1:]:
-            key, _, value = param.partition("=")
-            if key.strip().lower() == "q":
-                try:
-                    q = max(0.0, min(1.0, float(value)))
-                except ValueError:
-                    q = 0.0
-        entries.append((media, q, position))
-    return entries or [("*/*", 1.0, 0)]
-
-
-def _quality(offer: str, accepted: list[tuple[str, float, int]]) -> tuple[float, int]:
+def _quality(offer: str, accepted: list[MediaRange]) -> tuple[float, int]:
     """q of the most specific matching range (exact > type/* > */*), then its specificity."""
     best: tuple[int, float] | None = None
-    kind = offer.split("/")[0]
-    for media, q, _ in accepted:
-        if media == offer:
-            specificity = 3
-        elif media == f"{kind}/*":
-            specificity = 2
-        elif media == "*/*":
-            specificity = 1
-        else:
-            continue
-        if best is None or specificity > best[0]:
-            best = (specificity, q)
+    for media_range in accepted:
+        specificity = media_range.specificity(offer) + 1  # 1: */*, 2: type/*, 3: exact
+        if specificity > 0 and (best is None or specificity > best[0]):
+            best = (specificity, media_range.q)
     return (0.0, 0) if best is None else (best[1], best[0])
 
 
