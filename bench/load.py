@@ -9,14 +9,19 @@ What runs, for `--duration` seconds, with asyncio + httpx (no wrk/locust needed)
   linked-data lookup (/id/... → 303);
 - one writer: INSERT DATA of a new statement every `--write-interval` s, and DELETE DATA of the
   one ten writes back, so the dataset stays the same size (every write is a SHACL-checked
-  commit followed by a snapshot refresh of the query workers);
+  commit followed by a snapshot refresh of the query workers). `--write-target named` (the
+  default, what a client adding statements does) writes to the named graph
+  <base>graph/load-test; `--write-target default` writes to the default graph, which the
+  server rehearses on everything that graph holds (the merge of all named graphs);
 - one slow client: a cartesian-product COUNT that runs until the server's time limit
   (KG_QUERY_TIMEOUT, 5 s when this script starts the server) stops it, over and over.
 
 Recorded: every request's class, status and latency; errors (a transport error, or a 5xx other
 than the slow query's documented 503 time-out); p50/p95/p99/max per class; the RSS of the whole
 server process tree once a second (first-minute vs last-minute medians: "flat"); and how many
-fast answers arrived while a slow query was running, with the longest gap between two of them.
+fast answers arrived while a slow query was running, with the longest gap between two of them;
+and the longest gap between two fast answers over the whole run (an event-loop stall shows
+there, whatever its cause).
 Loopback only; the loops stop by themselves at the deadline.
 """
 
@@ -77,6 +82,8 @@ class Report:
     fast_answers_during_slow: int
     max_fast_gap_during_slow_s: float
     slow_runs_without_fast_answers: int  # a slow query that stalled the others would show here
+    max_fast_gap_s: float = 0.0  # over the whole run: an event-loop stall shows here
+    write_target: str = "named"
     rss_mb: list[tuple[float, float]] = field(default_factory=list)
     rss_first_minute_mb: float = 0.0
     rss_last_minute_mb: float = 0.0
@@ -85,7 +92,8 @@ class Report:
     def summary(self) -> str:
         lat = self.latency_ms
         lines = [
-            f"{self.duration_s:.0f} s, {self.readers} readers + 1 writer + 1 slow client: "
+            f"{self.duration_s:.0f} s, {self.readers} readers + 1 writer ({self.write_target} "
+            f"graph) + 1 slow client: "
             f"{sum(self.requests.values())} requests {self.requests}",
             f"errors: {self.errors}  statuses: {self.statuses}",
         ]
@@ -96,7 +104,8 @@ class Report:
             f"slow queries: {self.slow_queries} ({self.slow_timeouts} stopped by the time "
             f"limit); fast answers while one ran: {self.fast_answers_during_slow}, longest gap "
             f"{self.max_fast_gap_during_slow_s:.2f} s; slow runs with no fast answer: "
-            f"{self.slow_runs_without_fast_answers}"
+            f"{self.slow_runs_without_fast_answers}; longest gap between fast answers over "
+            f"the run: {self.max_fast_gap_s:.2f} s"
         )
         lines.append(
             f"RSS of the server tree: first minute {self.rss_first_minute_mb:.0f} MB, last "
@@ -134,11 +143,13 @@ def tree_rss(pid: int) -> int:
 class Load:
     """The clients of one run and what they recorded."""
 
-    def __init__(self, url: str, token: str | None, base_iri: str, deadline: float) -> None:
+    def __init__(self, url: str, token: str | None, base_iri: str, deadline: float,
+                 write_target: str = "named") -> None:
         self.url = url
         self.token = token
         self.base_iri = base_iri
         self.deadline = deadline
+        self.write_target = write_target
         self.samples: list[Sample] = []
         self.slow_windows: list[tuple[float, float]] = []
         self.entities: list[str] = []
@@ -180,16 +191,22 @@ class Load:
     async def writer(self, interval: float) -> None:
         headers = {"Authorization": f"Bearer {self.token}"}
         graph = f"{self.base_iri}graph/load-test"
+
+        def data(triple: str) -> str:
+            if self.write_target == "default":
+                return f"{{ {triple} }}"
+            return f"{{ GRAPH <{graph}> {{ {triple} }} }}"
+
         async with httpx.AsyncClient(base_url=self.url, timeout=120, headers=headers) as client:
             i = 0
             while not self.done():
                 triple = f'<{self.base_iri}id/load/{i}> <{RDFS_LABEL}> "load {i}"'
                 await self._timed("write", client, "POST", "/sparql", data={
-                    "update": f"INSERT DATA {{ GRAPH <{graph}> {{ {triple} }} }}"})
+                    "update": f"INSERT DATA {data(triple)}"})
                 if i >= 10:
                     old = f'<{self.base_iri}id/load/{i - 10}> <{RDFS_LABEL}> "load {i - 10}"'
                     await self._timed("write", client, "POST", "/sparql", data={
-                        "update": f"DELETE DATA {{ GRAPH <{graph}> {{ {old} }} }}"})
+                        "update": f"DELETE DATA {data(old)}"})
                 i += 1
                 await asyncio.sleep(interval)
 
@@ -229,10 +246,11 @@ async def _sample_rss(pid: int | None, finished: asyncio.Event,
 
 async def run_load(url: str, *, duration: float, readers: int = 8, token: str | None = None,
                    base_iri: str = "http://localhost:8000/", pid: int | None = None,
-                   write_interval: float = 0.25, slow_pause: float = 0.5) -> Report:
+                   write_interval: float = 0.25, slow_pause: float = 0.5,
+                   write_target: str = "named") -> Report:
     """Drive the server at `url` for `duration` seconds and report (see the module doc)."""
     started = time.monotonic()
-    load = Load(url, token, base_iri, started + duration)
+    load = Load(url, token, base_iri, started + duration, write_target)
     await load.discover()
     rss: list[tuple[float, float]] = []
     finished = asyncio.Event()
@@ -260,6 +278,7 @@ def _report(load: Load, readers: int, elapsed: float, rss: list[tuple[float, flo
         starved += not inside
         points = [start, *inside, end]
         max_gap = max(max_gap, *(b - a for a, b in itertools.pairwise(points)))
+    overall_gap = max((b - a for a, b in itertools.pairwise(fast_done)), default=0.0)
     window = min(60.0, elapsed / 3)
     end = rss[-1][0] if rss else elapsed
     first = [m for t, m in rss if t <= window]
@@ -281,6 +300,8 @@ def _report(load: Load, readers: int, elapsed: float, rss: list[tuple[float, flo
         fast_answers_during_slow=during,
         max_fast_gap_during_slow_s=max_gap,
         slow_runs_without_fast_answers=starved,
+        max_fast_gap_s=overall_gap,
+        write_target=load.write_target,
         rss_mb=rss,
         rss_first_minute_mb=first_mb,
         rss_last_minute_mb=last_mb,
@@ -352,6 +373,8 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=180.0, help="seconds (default 180)")
     parser.add_argument("--readers", type=int, default=8)
     parser.add_argument("--write-interval", type=float, default=0.25)
+    parser.add_argument("--write-target", choices=("named", "default"), default="named",
+                        help="the graph the writer writes to (default: a named graph)")
     parser.add_argument("--url", help="a running server (default: start one on a copy)")
     parser.add_argument("--pid", type=int, help="its process id, for RSS")
     parser.add_argument("--token", default=os.environ.get("KG_WRITE_TOKEN"))
@@ -366,7 +389,8 @@ def main() -> None:
     def go(url: str, pid: int | None, token: str | None, base: str) -> Report:
         return asyncio.run(run_load(url, duration=args.duration, readers=args.readers,
                                     token=token, base_iri=base, pid=pid,
-                                    write_interval=args.write_interval))
+                                    write_interval=args.write_interval,
+                                    write_target=args.write_target))
 
     if args.url:
         report = go(args.url, args.pid, args.token, args.base_iri)
