@@ -18,7 +18,8 @@ What runs, for `--duration` seconds, with asyncio + httpx (no wrk/locust needed)
 
 Recorded: every request's class, status and latency; errors (a transport error, or a 5xx other
 than the slow query's documented 503 time-out); p50/p95/p99/max per class; the RSS of the whole
-server process tree once a second (first-minute vs last-minute medians: "flat"); and how many
+server process tree once a second (first-minute vs last-minute medians: "flat"), and of the
+server process alone (its workers are replaced after every write); and how many
 fast answers arrived while a slow query was running, with the longest gap between two of them;
 and the longest gap between two fast answers over the whole run (an event-loop stall shows
 there, whatever its cause).
@@ -88,6 +89,10 @@ class Report:
     rss_first_minute_mb: float = 0.0
     rss_last_minute_mb: float = 0.0
     rss_growth_pct: float = 0.0
+    # the server process alone (without its query workers and rehearsal process, which are
+    # replaced after every write and make the tree's figure noisy)
+    server_rss_first_minute_mb: float = 0.0
+    server_rss_last_minute_mb: float = 0.0
 
     def summary(self) -> str:
         lat = self.latency_ms
@@ -109,7 +114,9 @@ class Report:
         )
         lines.append(
             f"RSS of the server tree: first minute {self.rss_first_minute_mb:.0f} MB, last "
-            f"minute {self.rss_last_minute_mb:.0f} MB ({self.rss_growth_pct:+.1f} %)"
+            f"minute {self.rss_last_minute_mb:.0f} MB ({self.rss_growth_pct:+.1f} %); the "
+            f"server process alone {self.server_rss_first_minute_mb:.0f} → "
+            f"{self.server_rss_last_minute_mb:.0f} MB"
         )
         return "\n".join(lines)
 
@@ -128,16 +135,22 @@ def _percentiles(values: list[float]) -> dict[str, float]:
 
 def tree_rss(pid: int) -> int:
     """Resident bytes of a process and its descendants (the query workers)."""
+    return tree_and_own_rss(pid)[0]
+
+
+def tree_and_own_rss(pid: int) -> tuple[int, int]:
+    """Resident bytes of a process with its descendants, and of the process alone."""
     try:
         root = psutil.Process(pid)
         procs = [root, *root.children(recursive=True)]
+        own = root.memory_info().rss
     except psutil.NoSuchProcess:
-        return 0
+        return 0, 0
     total = 0
     for proc in procs:
         with contextlib.suppress(psutil.NoSuchProcess):
             total += proc.memory_info().rss
-    return total
+    return total, own
 
 
 class Load:
@@ -238,9 +251,13 @@ def _is_time_limit(kind: str, response: httpx.Response) -> bool:
 
 
 async def _sample_rss(pid: int | None, finished: asyncio.Event,
-                      out: list[tuple[float, float]], started: float) -> None:
+                      out: list[tuple[float, float]], own: list[tuple[float, float]],
+                      started: float) -> None:
     while pid is not None and not finished.is_set():
-        out.append((round(time.monotonic() - started, 1), tree_rss(pid) / 2**20))
+        tree, alone = tree_and_own_rss(pid)
+        at = round(time.monotonic() - started, 1)
+        out.append((at, tree / 2**20))
+        own.append((at, alone / 2**20))
         await asyncio.sleep(1.0)
 
 
@@ -253,8 +270,9 @@ async def run_load(url: str, *, duration: float, readers: int = 8, token: str | 
     load = Load(url, token, base_iri, started + duration, write_target)
     await load.discover()
     rss: list[tuple[float, float]] = []
+    own: list[tuple[float, float]] = []
     finished = asyncio.Event()
-    sampler = asyncio.create_task(_sample_rss(pid, finished, rss, started))
+    sampler = asyncio.create_task(_sample_rss(pid, finished, rss, own, started))
     clients = [load.reader(seed) for seed in range(readers)]
     if token:
         clients.append(load.writer(write_interval))
@@ -262,17 +280,33 @@ async def run_load(url: str, *, duration: float, readers: int = 8, token: str | 
     await asyncio.gather(*clients)
     finished.set()
     await sampler
-    return _report(load, readers, time.monotonic() - started, rss)
+    return _report(load, readers, time.monotonic() - started, rss, own)
 
 
-def _report(load: Load, readers: int, elapsed: float, rss: list[tuple[float, float]]) -> Report:
+def _medians(series: list[tuple[float, float]], window: float,
+             elapsed: float) -> tuple[float, float]:
+    """Medians of the first and of the last `window` seconds."""
+    end = series[-1][0] if series else elapsed
+    first = [m for t, m in series if t <= window]
+    last = [m for t, m in series if t >= end - window]
+    return (statistics.median(first) if first else 0.0,
+            statistics.median(last) if last else 0.0)
+
+
+def _report(load: Load, readers: int, elapsed: float, rss: list[tuple[float, float]],
+            own: list[tuple[float, float]]) -> Report:
     by_kind: dict[str, list[Sample]] = {}
     for s in load.samples:
         by_kind.setdefault(s.kind, []).append(s)
     errors = [s for s in load.samples if s.error]
     fast_done = sorted(s.start + s.latency for s in by_kind.get("read", []))
     during, max_gap, starved = 0, 0.0, 0
+    last_fast = fast_done[-1] if fast_done else 0.0
     for start, end in load.slow_windows:
+        # the last slow run outlasts the readers (they stop at the deadline): clip it there
+        end = min(end, last_fast)
+        if end <= start:
+            continue
         inside = [t for t in fast_done if start <= t <= end]
         during += len(inside)
         starved += not inside
@@ -280,11 +314,8 @@ def _report(load: Load, readers: int, elapsed: float, rss: list[tuple[float, flo
         max_gap = max(max_gap, *(b - a for a, b in itertools.pairwise(points)))
     overall_gap = max((b - a for a, b in itertools.pairwise(fast_done)), default=0.0)
     window = min(60.0, elapsed / 3)
-    end = rss[-1][0] if rss else elapsed
-    first = [m for t, m in rss if t <= window]
-    last = [m for t, m in rss if t >= end - window]
-    first_mb = statistics.median(first) if first else 0.0
-    last_mb = statistics.median(last) if last else 0.0
+    first_mb, last_mb = _medians(rss, window, elapsed)
+    own_first, own_last = _medians(own, window, elapsed)
     slow = by_kind.get("slow", [])
     return Report(
         duration_s=elapsed,
@@ -306,6 +337,8 @@ def _report(load: Load, readers: int, elapsed: float, rss: list[tuple[float, flo
         rss_first_minute_mb=first_mb,
         rss_last_minute_mb=last_mb,
         rss_growth_pct=(last_mb / first_mb - 1) * 100 if first_mb else 0.0,
+        server_rss_first_minute_mb=own_first,
+        server_rss_last_minute_mb=own_last,
     )
 
 

@@ -1,6 +1,7 @@
 """The side-by-side benchmark, in one command.
 
     python -m bench.run [--quick] [--sizes real,1m,10m] [--servers kg,oxigraph,rdflib,inprocess]
+                        [--remote oxigraph,virtuoso]
 
 For each size: generate the data (bench.datagen), bulk-load it (timed), then start each server in
 turn on a free loopback port, check every query kind answers, drive it with wrk (cold and warm),
@@ -19,11 +20,11 @@ import subprocess
 import sys
 import time
 import traceback
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
 
-from bench import buildtime, datagen, loading, probe, report, servers, wrk
+from bench import buildtime, datagen, loading, probe, remote, report, servers, wrk
 from bench.queries import QueryKind, accept_for, build_kinds, cold_variant, with_base
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,6 +52,7 @@ class Options:
     scaling: list[str]
     kg_env: dict[str, str]
     source: Path | None
+    remote: list[str] = field(default_factory=list)  # "kg@oxigraph", … (bench.remote)
 
 
 def parse_args(argv: list[str] | None = None) -> Options:
@@ -81,6 +83,8 @@ def parse_args(argv: list[str] | None = None) -> Options:
                         "else tests/fixtures/sample.trig)")
     parser.add_argument("--kg-env", action="append", default=[], metavar="KEY=VALUE",
                         help="extra environment for our service (repeatable)")
+    parser.add_argument("--remote", default="", help="comma list of oxigraph, virtuoso: also "
+                        "our service over that SPARQL server (rows kg@…; bench/remote.py)")
     args = parser.parse_args(argv)
     quick = args.quick
     sizes = (args.sizes or ("5k" if quick else "real,1m")).split(",")
@@ -90,6 +94,10 @@ def parse_args(argv: list[str] | None = None) -> Options:
     if unknown:
         parser.error(f"unknown server(s): {', '.join(sorted(unknown))}")
     env = dict(item.split("=", 1) for item in args.kg_env)
+    try:
+        remote_names = remote.names([b.strip() for b in args.remote.split(",") if b.strip()])
+    except ValueError as exc:
+        parser.error(str(exc))
     return Options(
         quick=quick, sizes=[s.strip() for s in sizes if s.strip()], servers=chosen,
         duration=args.duration or (1.0 if quick else 10.0), connections=args.connections,
@@ -98,7 +106,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
         build_curve=not (args.no_build_curve or args.no_build or quick),
         competency_runs=1 if quick else 3, stream_rows=10_000 if quick else STREAM_ROWS,
         scaling=[s.strip() for s in args.scaling.split(",") if s.strip()],
-        kg_env=env, source=args.source,
+        kg_env=env, source=args.source, remote=remote_names,
     )
 
 
@@ -126,6 +134,9 @@ def start(name: str, opts: Options, stores: dict[str, Path], data: Path, quads: 
         return servers.start_kg(stores["kg"], logs, datagen.BASE_IRI, extra_env=opts.kg_env)
     if name == "inprocess":
         return servers.start_inprocess(stores["kg"], logs, datagen.BASE_IRI)
+    if name.startswith(remote.PREFIX):
+        return remote.start_service(name, stores["kg"], logs, datagen.BASE_IRI, opts.kg_env,
+                                    opts.work)
     return servers.start_rdflib(data, logs, timeout=max(120.0, quads / 5_000))
 
 
@@ -279,7 +290,7 @@ def run_size(label: str, opts: Options, source: datagen.Source,
     stores = {"kg": store_root / "kg" / "store", "oxigraph": store_root / "oxigraph"}
     loads = []
     wanted = set(opts.servers)
-    if wanted & {"kg", "inprocess"}:
+    if wanted & {"kg", "inprocess"} or opts.remote:
         log(f"size {label}: {quads} quads; bulk-loading with pyoxigraph")
         loads.append(loading.load_pyoxigraph(data, stores["kg"]).as_dict())
         shutil.rmtree(store_root / "kg" / "snapshots", ignore_errors=True)
@@ -296,7 +307,7 @@ def run_size(label: str, opts: Options, source: datagen.Source,
     infos: dict[str, object] = {}
     rows: list[dict[str, object]] = []
     # Oxigraph first: it is the reference, and its per-query latencies fix the competency mix
-    order = sorted(opts.servers, key=lambda n: n != "oxigraph")
+    order = sorted(opts.servers, key=lambda n: n != "oxigraph") + opts.remote
     for name in order:
         if name in ("rdflib", "inprocess") and quads > opts.rdflib_max:
             why = ("rdflib holds the graph in Python objects" if name == "rdflib"
@@ -307,6 +318,8 @@ def run_size(label: str, opts: Options, source: datagen.Source,
         info, server_rows = run_server(name, opts, state)
         infos[name] = info
         rows.extend(server_rows)
+    if opts.remote:
+        result["remote_backends"] = remote.stop_all()
     result["competency_mix"] = state.mix if state.mix is not None else list(competency)
     result["competency_left_out"] = sorted(set(competency) - set(result["competency_mix"]))
     result["servers"] = infos
@@ -370,6 +383,9 @@ def main(argv: list[str] | None = None) -> int:
     results["meta"]["load_average_at_end"] = [  # type: ignore[index]
         round(x, 2) for x in os.getloadavg()]
     paths = report.write(results, opts.out)
+    if opts.remote:  # the backends' publish time and memory, after the tables
+        with Path(paths[0]).with_suffix(".md").open("a", encoding="utf-8") as md:
+            md.write(remote.markdown(results) + "\n")
     for path in paths:
         log(f"wrote {path}")
     print(Path(paths[0]).with_suffix(".md").read_text(encoding="utf-8"))

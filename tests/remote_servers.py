@@ -128,6 +128,7 @@ MaxDirtyBuffers = 6000
 MaxQueryMem = 500M
 DirsAllowed = ., {db}
 ThreadsPerQuery = 2
+MaxSortedTopRows = 1000000
 
 [HTTPServer]
 ServerPort = {http_port}

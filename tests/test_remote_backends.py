@@ -3,7 +3,8 @@
 Per backend (module-scoped, started here on free ports with a temporary database): `kg publish`
 of the sample store, then two service processes with KG_STORE_URL pointing at it. Representative
 checks of every feature, not the whole service suite. Virtuoso is skipped when virtuoso-t is not
-installed (scripts/install_virtuoso.sh); its known gaps are xfail with the reason.
+installed (scripts/install_virtuoso.sh). The competency queries over the real build are in
+tests/test_remote_competency.py.
 """
 
 from __future__ import annotations
@@ -125,6 +126,24 @@ def test_construct_and_ask(deployment: Deployment) -> None:
     assert ask.json()["boolean"] is True
 
 
+def test_query_with_its_own_base(deployment: Deployment) -> None:
+    """The service's BASE is not added before the client's (Virtuoso refuses two)."""
+    response = _select(deployment.a.url, "BASE <http://localhost:8000/> PREFIX kg: <ontology#> "
+                       "SELECT ?a WHERE { ?a a kg:Agreement } LIMIT 1")
+    assert response.status_code == 200, response.text
+    assert "agreement" in response.text
+
+
+def test_blank_nodes_in_select_results(deployment: Deployment) -> None:
+    """Virtuoso names blank nodes `nodeID://…` in JSON results: they arrive as blank nodes."""
+    response = _select(deployment.a.url, "SELECT ?s WHERE { GRAPH "
+                       "<http://localhost:8000/graph/ontology> { ?s ?p ?o FILTER(isBlank(?s)) } } "
+                       "LIMIT 3")
+    assert response.status_code == 200, response.text
+    rows = response.json()["results"]["bindings"]
+    assert rows and all(r["s"]["type"] == "bnode" and "/" not in r["s"]["value"] for r in rows)
+
+
 def test_syntax_error_is_400(deployment: Deployment) -> None:
     assert _select(deployment.a.url, "SELECT WHERE {").status_code == 400
 
@@ -157,9 +176,6 @@ def test_graph_store_round_trip(deployment: Deployment) -> None:
 
 
 def test_linked_data_page(deployment: Deployment) -> None:
-    if deployment.backend.name == "virtuoso":
-        pytest.xfail("Virtuoso 7.2's SPARQL compiler fails on describe_entity.rq "
-                     "(SP031 internal error sparp_gp_deprecate)")
     see_other = httpx.get(f"{deployment.a.url}/id/agreement/spa",
                           headers={"Accept": "text/html"})
     assert see_other.status_code == 303
@@ -167,6 +183,33 @@ def test_linked_data_page(deployment: Deployment) -> None:
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
     data = httpx.get(f"{deployment.a.url}/data/id/agreement/spa.ttl")
     assert data.status_code == 200 and "agreement/spa" in data.text
+
+
+@pytest.mark.parametrize("path", ["agreement/spa", "state/japan", "mission/eunavfor-atalanta"])
+def test_data_document_equals_the_embedded_one(deployment: Deployment, sample_store: Path,
+                                               path: str) -> None:
+    """The description quads (with their graphs) are those the embedded store gives; on
+    Virtuoso they come from one query per UNION branch (kg.store.remote_union)."""
+    import pyoxigraph as ox
+
+    from kg.server.entity_view import fetch_description
+
+    iri = f"{BASE_IRI}id/{path}"
+    local = ox.Store.read_only(str(sample_store))
+    want = {str(q) for q in fetch_description(local, BASE_IRI, iri) if _ground(q)}
+    response = httpx.get(f"{deployment.a.url}/data/id/{path}.nq", timeout=30)
+    assert response.status_code == 200, response.text
+    got = {str(q) for q in ox.parse(response.content, format=ox.RdfFormat.N_QUADS)
+           if _ground(q)}
+    assert want and got == want
+
+
+def _ground(quad: object) -> bool:
+    import pyoxigraph as ox
+
+    assert isinstance(quad, ox.Quad)
+    return not isinstance(quad.subject, ox.BlankNode) and not isinstance(quad.object,
+                                                                         ox.BlankNode)
 
 
 def test_workbench_terms(deployment: Deployment) -> None:

@@ -96,6 +96,20 @@ class TooManyRows(ClientError):
     title = "Result exceeds the row cap"
 
 
+class WritesBusy(KgError):
+    """Too many writes queued, or one waited too long for the writer: retry (Retry-After)."""
+
+    status = 503
+    title = "Writes busy"
+
+
+class UpdateTimeout(KgError):
+    """A write's rehearsal overran its time limit and was stopped; nothing changed."""
+
+    status = 503
+    title = "Update timed out"
+
+
 class BackendUnavailable(KgError):
     status = 503
     title = "Store unavailable"

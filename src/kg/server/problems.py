@@ -28,6 +28,9 @@ def problem_response(
     headers = {}
     if status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="kg", Basic realm="kg"'
+    retry_after = extra.get("retry_after")
+    if isinstance(retry_after, int | float) and status in (429, 503):
+        headers["Retry-After"] = str(max(1, round(retry_after)))
     if _wants_text(request):
         return PlainTextResponse(f"{title}: {detail}\n", status_code=status, headers=headers)
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail}

@@ -58,7 +58,7 @@ from kg.sparql.channel import Channel
 from kg.sparql.negotiation import BY_KEY
 from kg.sparql.streaming import StreamedResult
 from kg.store.base import QueryJob, QueryResult
-from kg.store.embedded import EmbeddedStore
+from kg.store.embedded import EmbeddedStore, remove_dirs
 
 log = logging.getLogger("kg.sparql")
 
@@ -250,8 +250,10 @@ class QueryExecutor:
         keep = {w.snapshot for w in self._workers} | self._pinned
         if self._snapshot is not None:
             keep.add(self._snapshot)
-        self.store.prune_snapshots(keep)
+        stale = self.store.stale_snapshots(keep)
         self._versions = {k: v for k, v in self._versions.items() if k in keep}
+        if stale:  # rmtree of a store directory blocked the event loop for tens of ms
+            self._background(asyncio.to_thread(remove_dirs, stale))
 
     async def _acquire(self, deadline: float) -> _Worker:
         while True:

@@ -24,6 +24,11 @@ if TYPE_CHECKING:
     from kg.store.writes import WriteOutcome
 
 
+def remove_dirs(paths: Iterable[Path]) -> None:
+    for path in paths:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 class EmbeddedStore:
     """Owns the writable store. Query workers never open it: they open snapshots.
 
@@ -56,11 +61,15 @@ class EmbeddedStore:
         self.version = max(self.version + 1, int(time.time() * 1000))
         return self.version
 
+    def stale_snapshots(self, keep: set[Path]) -> list[Path]:
+        """Snapshots no reader uses any more (listed now; removed by the caller, off the
+        event loop: removing a store directory of many files takes a while)."""
+        kept = {k.resolve() for k in keep}
+        return [child for child in self.snapshots_dir.iterdir() if child.resolve() not in kept]
+
     def prune_snapshots(self, keep: set[Path]) -> None:
         """Remove snapshots no reader uses any more."""
-        for child in self.snapshots_dir.iterdir():
-            if child.resolve() not in {k.resolve() for k in keep}:
-                shutil.rmtree(child, ignore_errors=True)
+        remove_dirs(self.stale_snapshots(keep))
 
     def named_graphs(self) -> list[str]:
         return sorted(g.value for g in self.raw.named_graphs() if isinstance(g, ox.NamedNode))

@@ -42,9 +42,22 @@ def raise_for(status: int, body: str) -> None:
     raise BackendError(f"The SPARQL backend answered {status}: {body.strip()[:500]}")
 
 
-async def download(response: httpx.Response, path: Path, deadline: float) -> int:
-    """Write the body to `path`; TimeoutError past the deadline, TooManyRows past the cap."""
+# Virtuoso names blank nodes in SPARQL JSON results "nodeID://b123", which is no blank node
+# label (pyoxigraph refuses it): the prefix is dropped, giving the `_:b123` of its N-Triples
+_VIRTUOSO_BNODE = re.compile(rb'("type"\s*:\s*"bnode"\s*,\s*"value"\s*:\s*")nodeID://')
+_CARRY = 128  # longer than any match, so a match split between chunks is seen whole
+
+
+def virtuoso_bnodes(body: bytes) -> bytes:
+    return _VIRTUOSO_BNODE.sub(rb"\1", body)
+
+
+async def download(response: httpx.Response, path: Path, deadline: float,
+                   fix_bnodes: bool = False) -> int:
+    """Write the body to `path`; TimeoutError past the deadline, TooManyRows past the cap.
+    `fix_bnodes`: rewrite Virtuoso's blank node names on the way (see virtuoso_bnodes)."""
     size = 0
+    carry = b""
     with open(path, "wb") as out:
         async for chunk in response.aiter_bytes():
             size += len(chunk)
@@ -53,7 +66,11 @@ async def download(response: httpx.Response, path: Path, deadline: float) -> int
                                   max_bytes=MAX_RESULT_BYTES)
             if time.monotonic() > deadline:
                 raise TimeoutError
+            if fix_bnodes:
+                buffer = virtuoso_bnodes(carry + chunk)
+                chunk, carry = buffer[:-_CARRY], buffer[-_CARRY:]
             out.write(chunk)
+        out.write(carry)
     return size
 
 

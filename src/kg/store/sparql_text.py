@@ -3,7 +3,8 @@
 pyoxigraph takes a base IRI and substitutions as arguments; the SPARQL protocol has neither, so
 a remote store gets them as text, made from pyoxigraph terms (never from request text):
 - `with_base` puts `BASE <base>` before the query on the same line (a BASE of the query itself
-  still wins; line numbers in the backend's error messages stay right);
+  still wins, and one that opens the query is kept alone; line numbers in the backend's error
+  messages stay right);
 - `bind` replaces each bound variable by its term inside the outermost group and binds it once
   more with `VALUES` at the start of that group, so the projection, GROUP BY and ORDER BY still
   see the variable: the same answers as a substitution, and the backend's optimiser sees
@@ -22,6 +23,11 @@ Term = ox.NamedNode | ox.BlankNode | ox.Literal
 
 
 def with_base(text: str, base_iri: str) -> str:
+    """`BASE <base>` before the text, unless the text opens with its own BASE (which would win
+    anyway, and Virtuoso refuses a second BASE: its prologue is SPARQL 1.0's)."""
+    first = next(guard.tokenize(text), None)
+    if first is not None and first.kind == "word" and first.text.upper() == "BASE":
+        return text
     return f"BASE {ox.NamedNode(base_iri)} {text}"
 
 

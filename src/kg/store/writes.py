@@ -1,50 +1,58 @@
 """Writes as transactions: rehearse, validate with SHACL, then commit, so a refused write changes
 nothing.
 
-How a write (a SPARQL Update, or the update text a Graph Store request is turned into) runs,
-all under `EmbeddedStore.write_lock` (one writer; pyoxigraph does not detect every write-write
-conflict):
+How a write (a SPARQL Update, or the update text a Graph Store request is turned into) runs:
 
+0. Admission (`commit`, on the event loop): at most MAX_PENDING_WRITES writes run or wait at
+   once; one more is refused at once with WritesBusy (503, Retry-After), and a write that
+   waits more than WRITE_WAIT_LIMIT for the writer lock likewise — never a client time-out.
+   Then everything below runs in a thread under `EmbeddedStore.write_lock` (one writer;
+   pyoxigraph does not detect every write-write conflict).
 1. LOAD and SERVICE are refused unless allow-listed (S1's kg.sparql.guard, then
    kg.store.update_text as a second layer), before anything executes: the rehearsal would
    fetch the URL. A query sent as an update is a 400 there too.
-2. Rehearsal: the graphs the update can read or write (kg.store.update_scope, read off its
-   text) are copied into an in-memory pyoxigraph store (blank node ids kept) and the update
-   runs there; an update that touches the default graph (the merge of everything) or a
-   variable graph is rehearsed on a copy of the whole dataset. A syntax error is a 400
-   with pyoxigraph's message and position; an evaluation error (e.g. CREATE of an existing
-   graph) a 400 too.
+2. Rehearsal (kg.store.rehearsal, in a child process, kg.store.rehearsal_process): the live
+   store is checkpointed with `Store.backup` (hard links, milliseconds) and the child runs the
+   update on the checkpoint, diffing only the graphs it can read or write
+   (kg.store.update_scope; the default graph when it touches it; everything for a variable
+   graph). Nothing of it runs in the server process, so the event loop never waits for the
+   GIL, and a rehearsal that overruns REHEARSAL_TIMEOUT is stopped by killing the child
+   (UpdateTimeout, 503). A syntax error is a 400 with pyoxigraph's message and position; an
+   evaluation error (e.g. CREATE of an existing graph) a 400 too.
 3. The difference before/after gives the affected graphs and the nodes the write touches
-   (subjects of added or removed quads). pySHACL checks those nodes as they stand in the
-   merged default graph after the write (so a statement added in a graph of its own is
-   judged with the entity's label and types asserted elsewhere), with the types of the nodes
-   they point to and the ontology and vocabulary graphs (so `sh:targetClass` sees
-   subclasses). Shapes are every `*.ttl` in `settings.shapes_dir`, parsed with the base IRI;
-   no shapes means no check. A constraint that spans nodes the write did not touch is not
-   re-checked.
+   (subjects of added or removed quads), the default-graph sync included. pySHACL checks those
+   nodes as they stand in the merged default graph after the write (so a statement added in a
+   graph of its own is judged with the entity's label and types asserted elsewhere), with the
+   types of the nodes they point to and the ontology and vocabulary graphs (so
+   `sh:targetClass` sees subclasses). Shapes are every `*.ttl` in `settings.shapes_dir`,
+   parsed with the base IRI; no shapes means no check. A constraint that spans nodes the write
+   did not touch is not re-checked.
 4. Only violations the write introduces block it (result severity sh:Violation, counted by
    focus node, path, value, shape and constraint, after versus before): a graph that already
    violated a shape stays editable, and a write cannot make it worse. A blocked write raises
    ShapeViolation (422) with the results.
-5. Commit: the same update text runs on the on-disk store; `Store.update` is atomic. Then
-   `store.bump_version()` and `await executor.refresh()` give readers a new snapshot (retried;
-   a refresh failure after the commit is logged, never reported to the writer as a failure).
+5. Commit: the rehearsed text (the client's update plus the sync) runs on the on-disk store;
+   `Store.update` is atomic and releases the GIL. Then `store.bump_version()` and
+   `await executor.refresh()` give readers a new snapshot (retried; a refresh failure after
+   the commit is logged, never reported to the writer as a failure).
 
-Limits: the rehearsal copies the dataset into memory and diffs it in Python, which is fine for
-this knowledge graph (thousands to a few hundred thousand quads) but not for a store of many
-millions; there the rehearsal should copy only the graphs the update can touch. Functions with
-fresh values (NOW, RAND, UUID, STRUUID, BNODE, blank nodes in templates) are evaluated twice,
-in the rehearsal and at commit, so committed values can differ from the validated ones (shapes
-rarely constrain them). The stored default graph is the merge of the named graphs (see
-kg.store.default_graph): a write to a named graph is carried into it by operations appended to
-the same atomic update; a write to the default graph itself stays there only.
+Limits: a write that touches the default graph (or a variable graph) is diffed over that whole
+graph in the child (~190k quads on the real corpus: seconds of the child's CPU, none of the
+server's). Functions with fresh values (NOW, RAND, UUID, STRUUID, BNODE, blank nodes in
+templates) are evaluated twice, in the rehearsal and at commit, so committed values can differ
+from the validated ones (shapes rarely constrain them). The stored default graph is the merge
+of the named graphs (see kg.store.default_graph): a write to a named graph is carried into it
+by operations appended to the same atomic update; a write to the default graph itself stays
+there only.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
-from collections import Counter
+import shutil
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,15 +64,18 @@ from rdflib.namespace import RDF, SH
 from starlette.concurrency import run_in_threadpool
 
 from kg.config import Settings
-from kg.errors import ClientError, NotFound, ShapeViolation, UpdateSyntaxError
-from kg.store import default_graph, update_text
+from kg.errors import ClientError, NotFound, UpdateSyntaxError, WritesBusy
+from kg.store import rehearsal, rehearsal_process, update_text
 from kg.store.embedded import EmbeddedStore
-from kg.store.update_scope import update_scope
 
 log = logging.getLogger("kg.writes")
 
 RDF_TYPE = ox.NamedNode(str(RDF.type))
 MAX_REPORTED = 50
+MAX_PENDING_WRITES = 8  # writes running or waiting; more are refused with 503 + Retry-After
+WRITE_WAIT_LIMIT = 60.0  # seconds a write may wait for the one before it
+REHEARSAL_TIMEOUT = 120.0  # seconds a rehearsal may run before its process is killed
+RETRY_AFTER = 2  # seconds, suggested to a refused writer
 
 GraphName = ox.NamedNode | ox.DefaultGraph
 
@@ -160,44 +171,6 @@ def _described(
     return shacl_view(statements, types, context)
 
 
-def _rehearsal_scope(raw: ox.Store, text: str, base_iri: str) -> list[ox.NamedNode] | None:
-    """The named graphs an update can read or write, when it touches neither the default
-    graph nor a variable graph; None means rehearse on everything. Copying only these keeps
-    a write to one graph cheap on a large store (copying ~400k quads took ~20 s)."""
-    scope = update_scope(text, base_iri)
-    if scope.default or scope.all_named:
-        return None
-    return [ox.NamedNode(iri) for iri in sorted(scope.graphs)]
-
-
-def _default_delta(
-    raw: ox.Store, added: set[ox.Quad], removed: set[ox.Quad], scoped: set[GraphName]
-) -> tuple[set[ox.Quad], set[ox.Quad]]:
-    """What the merged-default-graph sync will change, computed against the real store when
-    the rehearsal held only the scoped graphs (mirrors default_graph.sync_update)."""
-    default = ox.DefaultGraph()
-    plus = {
-        ox.Quad(q.subject, q.predicate, q.object, default)
-        for q in added
-        if not any(raw.quads_for_pattern(q.subject, q.predicate, q.object, default))
-    }
-    still_held = {ox.Triple(q.subject, q.predicate, q.object) for q in added}
-    minus = set()
-    for q in removed:
-        triple = ox.Triple(q.subject, q.predicate, q.object)
-        if triple in still_held:
-            continue
-        others = (
-            other
-            for other in raw.quads_for_pattern(q.subject, q.predicate, q.object, None)
-            if isinstance(other.graph_name, ox.NamedNode) and other.graph_name not in scoped
-        )
-        in_default = any(raw.quads_for_pattern(q.subject, q.predicate, q.object, default))
-        if in_default and next(others, None) is None:
-            minus.add(ox.Quad(q.subject, q.predicate, q.object, default))
-    return plus, minus
-
-
 def _violations(data: rdflib.Graph, shapes: rdflib.Graph) -> list[dict[str, str]]:
     """pySHACL's results of severity sh:Violation, as plain dicts. Graph objects only: given a
     string, pySHACL would fetch it as a URL."""
@@ -274,74 +247,88 @@ def transact(
     probe: GraphName | None = None,
     must_exist: bool = False,
 ) -> WriteOutcome:
-    """Rehearse `text` in memory, validate the affected graphs, then commit it (see module doc).
+    """Rehearse `text` on a checkpoint in the rehearsal process, validate the nodes it
+    touches, then commit it with the default-graph sync (see the module doc).
 
     `probe` names a graph whose prior existence is reported (Graph Store 201 vs 204);
-    with `must_exist`, a missing probe graph is a 404 and nothing runs.
+    with `must_exist`, a missing probe graph is a 404 and nothing runs. A writer that waits
+    longer than WRITE_WAIT_LIMIT for the one before it gets WritesBusy (503, Retry-After).
     """
-    with store.write_lock:
+    if not store.write_lock.acquire(timeout=WRITE_WAIT_LIMIT):
+        raise WritesBusy(
+            f"Another write held the store for more than {WRITE_WAIT_LIMIT:g} s. Nothing was "
+            "changed; retry later.", retry_after=RETRY_AFTER)
+    try:
         raw = store.raw
         existed = True
         if isinstance(probe, ox.NamedNode):
             existed = raw.contains_named_graph(probe)
             if must_exist and not existed:
                 raise NotFound(f"No graph <{probe.value}> in the store.")
-        scope = _rehearsal_scope(raw, text, base_iri)
-        all_graphs = set(raw.named_graphs())
-        if scope is None:
-            before_quads = list(raw.quads_for_pattern(None, None, None, None))
-            before_graphs = all_graphs
-        else:
-            before_quads = [q for g in scope for q in raw.quads_for_pattern(None, None, None, g)]
-            before_graphs = {g for g in scope if g in all_graphs}
-        rehearsal = ox.Store()
-        rehearsal.extend(before_quads)
-        for graph in before_graphs:
-            rehearsal.add_graph(graph)
-        _run(rehearsal, text, base_iri)
-
-        before_set = set(before_quads)
-        after_quads = set(rehearsal.quads_for_pattern(None, None, None, None))
-        named_added, named_removed = after_quads - before_set, before_set - after_quads
-        sync = default_graph.sync_update(named_added, named_removed)
-        if sync and scope is None:  # the rehearsal holds everything: apply the sync there too
-            _run(rehearsal, sync, base_iri)
-            after_quads = set(rehearsal.quads_for_pattern(None, None, None, None))
-        if sync:  # keep the merged default graph in step, in the same atomic update
-            text = f"{text}\n;\n{sync}"
-        added, removed = after_quads - before_set, before_set - after_quads
-        if sync and scope is not None:
-            plus, minus = _default_delta(raw, named_added, named_removed, set(scope))
-            added, removed = added | plus, removed | minus
-        after_graphs = set(rehearsal.named_graphs())
-        affected: set[GraphName] = {q.graph_name for q in added | removed}
-        affected |= before_graphs ^ after_graphs
-        if not affected:
+        digest, shapes_text = _shapes_payload(shapes)
+        with tempfile.TemporaryDirectory(prefix=f"{os.getpid()}-", dir=_rehearsals(store)) as tmp:
+            checkpoint = Path(tmp) / "store"
+            raw.flush()
+            raw.backup(str(checkpoint))  # hard links: milliseconds, GIL released
+            plan = rehearsal_process.REHEARSER.run(
+                rehearsal.Job(
+                    checkpoint=str(checkpoint), text=text, base_iri=base_iri,
+                    shapes_digest=digest, shapes_ntriples=shapes_text,
+                    context_graphs=[g.value for g in context_graphs
+                                    if isinstance(g, ox.NamedNode)],
+                ),
+                REHEARSAL_TIMEOUT,
+            )
+        if not plan.text:
             return WriteOutcome(existed=existed)
-
-        if shapes is not None and (added or removed):
-            default = ox.DefaultGraph()
-            plus = {q for q in added if q.graph_name == default}
-            minus = {q for q in removed if q.graph_name == default}
-            nodes = {q.subject for q in added | removed}
-            context = list(context_graphs)
-            after = _violations(_described(raw, nodes, plus, minus, context), shapes)
-            if after:
-                before = _violations(_described(raw, nodes, set(), set(), context), shapes)
-                new = Counter(map(_key, after)) - Counter(map(_key, before))
-                if new:
-                    blocking = [r for r in after if _key(r) in new][:MAX_REPORTED]
-                    raise ShapeViolation(
-                        _summary(blocking), violations=blocking, violation_count=sum(new.values())
-                    )
-        _run(raw, text, base_iri)
+        _run(raw, plan.text, base_iri)  # pyoxigraph releases the GIL while it runs
         raw.flush()
-        return WriteOutcome(
-            added=len(added),
-            removed=len(removed),
-            graphs=sorted(_graph_label(g) for g in affected),
-            existed=existed,
-        )
+        return WriteOutcome(added=plan.added, removed=plan.removed, graphs=plan.graphs,
+                            existed=existed)
+    finally:
+        store.write_lock.release()
+
+
+_swept: set[Path] = set()
+
+
+def _rehearsals(store: EmbeddedStore) -> Path:
+    """Where checkpoints go: beside the store (same file system, so `backup` hard-links).
+    Leftovers of a killed server (named by its pid) are removed on the first write."""
+    root = store.scratch_dir() / "rehearsals"
+    if root not in _swept:
+        root.mkdir(exist_ok=True)
+        for child in root.iterdir():
+            pid = child.name.partition("-")[0]
+            if not (pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid))):
+                shutil.rmtree(child, ignore_errors=True)
+        _swept.add(root)
+    return root
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+_payloads: dict[int, tuple[rdflib.Graph, str | None, str | None]] = {}
+
+
+def _shapes_payload(shapes: rdflib.Graph | None) -> tuple[str | None, str | None]:
+    """rehearsal.shapes_payload, serialised once per shapes graph (load_shapes caches it)."""
+    if shapes is None:
+        return None, None
+    cached = _payloads.get(id(shapes))
+    if cached is None or cached[0] is not shapes:
+        _payloads.clear()
+        cached = (shapes, *rehearsal.shapes_payload(shapes))
+        _payloads[id(shapes)] = cached
+    return cached[1], cached[2]
 
 
 # --- entry points for the routes ------------------------------------------------------------
@@ -376,6 +363,21 @@ async def commit(
     settings: Settings = state.settings
     if not generated:
         check_update_text(text, settings)
+    pending = state.extras.get("pending_writes", 0)
+    if pending >= MAX_PENDING_WRITES:
+        raise WritesBusy(
+            f"{pending} writes are already running or queued. Nothing was changed; retry "
+            "later.", retry_after=RETRY_AFTER)
+    state.extras["pending_writes"] = pending + 1
+    try:
+        return await _commit(state, text, settings, probe, must_exist)
+    finally:
+        state.extras["pending_writes"] -= 1
+
+
+async def _commit(
+    state: Any, text: str, settings: Settings, probe: GraphName | None, must_exist: bool
+) -> WriteOutcome:
     shapes = load_shapes(settings.shapes_dir, settings.base_iri)
     context = [
         ox.NamedNode(f"{settings.base_iri}graph/ontology"),

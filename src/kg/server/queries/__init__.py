@@ -25,6 +25,15 @@ def load(name: str) -> str:
     return (_DIR / f"{name}.rq").read_text(encoding="utf-8")
 
 
+@cache
+def variant(name: str, dialect: str | None) -> str:
+    """`<name>.<dialect>` when a remote backend needs its own text (e.g.
+    describe_entity.virtuoso.rq: README, Backends), else `name`."""
+    if dialect and (_DIR / f"{name}.{dialect}.rq").exists():
+        return f"{name}.{dialect}"
+    return name
+
+
 def select(
     store: ox.Store | Store,
     name: str,
@@ -40,7 +49,8 @@ def select(
     A substituted variable must appear in the query's projection (pyoxigraph's rule).
     """
     if not isinstance(store, ox.Store):  # a kg.store.base.Store, embedded or remote
-        return store.select(load(name), base_iri=base_iri, union=union, bindings=bindings)
+        text = load(variant(name, getattr(store, "dialect", None)))
+        return store.select(text, base_iri=base_iri, union=union, bindings=bindings)
     solutions = store.query(
         load(name),
         base_iri=base_iri,
