@@ -36,6 +36,7 @@ from kg.server.auth import check_write_access
 from kg.server.routes.update import counted_write
 from kg.server.state import AppState, StateDep
 from kg.sparql.negotiation import FORMAT_PARAMS, negotiate
+from kg.sparql.results import RDF_FORMATS
 from kg.store import writes
 
 router = APIRouter()
@@ -94,14 +95,6 @@ async def _exists(state: AppState, graph: ox.NamedNode | ox.DefaultGraph) -> boo
 
 # --- content negotiation (S1's table: kg.sparql.negotiation) ----------------------------------
 
-RDF_FORMATS: dict[str, ox.RdfFormat] = {
-    "turtle": ox.RdfFormat.TURTLE,
-    "ntriples": ox.RdfFormat.N_TRIPLES,
-    "nquads": ox.RdfFormat.N_QUADS,
-    "trig": ox.RdfFormat.TRIG,
-    "rdfxml": ox.RdfFormat.RDF_XML,
-    "jsonld": ox.RdfFormat.JSON_LD,
-}
 
 
 def choose_output(request: Request) -> tuple[str, ox.RdfFormat]:
