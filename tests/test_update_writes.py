@@ -20,6 +20,7 @@ from kg.errors import (
     UpdateSyntaxError,
 )
 from kg.server.state import AppState
+from kg.sparql import guard
 from kg.store import update_text, writes
 from kg.store.embedded import EmbeddedStore
 from tests.server_process import BASE_IRI
@@ -164,14 +165,13 @@ def test_load_and_service_are_refused_before_execution(state: AppState, text: st
 
 
 def test_allow_listed_load_prefix_passes_the_scan() -> None:
-    update_text.check_remote_access(
-        "LOAD <http://data.example/x.ttl>", base_iri=BASE_IRI,
-        allow_load=["http://data.example/"], allow_service=[],
+    guard.check_update(
+        "LOAD <http://data.example/x.ttl>", allow_load=["http://data.example/"], base=BASE_IRI
     )
     with pytest.raises(ForbiddenOperation):
-        update_text.check_remote_access(
-            "LOAD <http://data.example.evil/x.ttl>", base_iri=BASE_IRI,
-            allow_load=["http://data.example/"], allow_service=[],
+        guard.check_update(
+            "LOAD <http://data.example.evil/x.ttl>", allow_load=["http://data.example/"],
+            base=BASE_IRI,
         )
 
 

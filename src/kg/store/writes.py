@@ -8,9 +8,9 @@ How a write (a SPARQL Update, or the update text a Graph Store request is turned
    waits more than WRITE_WAIT_LIMIT for the writer lock likewise — never a client time-out.
    Then everything below runs in a thread under `EmbeddedStore.write_lock` (one writer;
    pyoxigraph does not detect every write-write conflict).
-1. LOAD and SERVICE are refused unless allow-listed (S1's kg.sparql.guard, then
-   kg.store.update_text as a second layer), before anything executes: the rehearsal would
-   fetch the URL. A query sent as an update is a 400 there too.
+1. LOAD and SERVICE are refused unless allow-listed (kg.sparql.guard's tokenizer, also used
+   by the query route), before anything executes: the rehearsal would fetch the URL. A query
+   sent as an update is a 400 there too.
 2. Rehearsal (kg.store.rehearsal, in a child process, kg.store.rehearsal_process): the live
    store is checkpointed with `Store.backup` (hard links, milliseconds) and the child runs the
    update on the checkpoint, diffing only the graphs it can read or write
@@ -336,16 +336,10 @@ def _shapes_payload(shapes: rdflib.Graph | None) -> tuple[str | None, str | None
 
 def check_update_text(text: str, settings: Settings) -> None:
     """Refuse LOAD/SERVICE that is not allow-listed, before any execution (the rehearsal would
-    run them): S1's guard (kg.sparql.guard.check_update), and our own scan as a second layer."""
+    run them), with the same tokenizer-based guard the query route uses."""
     from kg.sparql import guard  # lazily: kg.sparql imports nothing from here, keep it so
 
     guard.check_update(text, settings.allow_service, settings.allow_load, settings.base_iri)
-    update_text.check_remote_access(
-        text,
-        base_iri=settings.base_iri,
-        allow_load=settings.allow_load,
-        allow_service=settings.allow_service,
-    )
 
 
 async def commit(
