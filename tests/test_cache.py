@@ -171,3 +171,42 @@ def test_memory_bound_evicts(tiny_cache_server: ServerProcess) -> None:
     # the ETag does not depend on the cache holding the entry
     assert get(tiny_cache_server, first,
                **{"If-None-Match": response.headers["etag"]}).status_code == 304
+
+
+# -- repeated GETs replayed before the framework (kg.server.hit_lane) ---------------------------
+
+def _requests_counted(server: ServerProcess) -> float:
+    text = httpx.get(server.url + "/metrics").text
+    return sum(float(v) for v in re.findall(
+        r'kg_http_requests_total{method="GET",route="/sparql",status="200"} (\S+)', text))
+
+
+def test_replayed_answers_equal_the_full_answer(writable_server: ServerProcess) -> None:
+    query = "SELECT ?s WHERE { ?s ?p ?o } ORDER BY ?s LIMIT 3 # replay"
+    first = get(writable_server, query)
+    hits, counted = lookups(writable_server, "hit"), _requests_counted(writable_server)
+    replays = [get(writable_server, query) for _ in range(3)]
+    for r in replays:
+        assert r.status_code == 200 and r.content == first.content
+        assert {k: v for k, v in r.headers.items() if k != "date"} == {
+            k: v for k, v in first.headers.items() if k != "date"}
+    assert lookups(writable_server, "hit") == hits + 3  # still counted as cache hits
+    assert _requests_counted(writable_server) >= counted + 3  # and as requests
+    # an Origin takes the full path: the CORS header is there, the body the same
+    cors = get(writable_server, query, Origin="https://example.org")
+    assert cors.headers.get("access-control-allow-origin") and cors.content == first.content
+    # another Accept is another answer, never the replayed one
+    assert get(writable_server, query, Accept=XML).headers["content-type"].startswith(XML)
+
+
+def test_no_replay_after_a_write(writable_server: ServerProcess) -> None:
+    query = f"SELECT ?o WHERE {{ <{BASE_IRI}id/replay-test> ?p ?o }}"
+    for _ in range(2):  # the second answer is replayable
+        assert get(writable_server, query).json()["results"]["bindings"] == []
+    update = (f"INSERT DATA {{ GRAPH <{BASE_IRI}graph/replay-test> "
+              f"{{ <{BASE_IRI}id/replay-test> <{BASE_IRI}ontology#note> \"y\" }} }}")
+    r = httpx.post(sparql(writable_server), data={"update": update},
+                   headers={"Authorization": f"Bearer {WRITE_TOKEN}"}, timeout=30)
+    assert r.status_code == 204, r.text
+    rows = get(writable_server, query).json()["results"]["bindings"]
+    assert [row["o"]["value"] for row in rows] == ["y"]

@@ -9,10 +9,11 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.staticfiles import StaticFiles
+from starlette.types import Receive, Scope, Send
 
 from kg import __version__
 from kg.config import Settings, get_settings
-from kg.server import problems
+from kg.server import hit_lane, problems
 from kg.server.access import AccessMiddleware, configure_logging
 from kg.server.limits import RequestSizeLimit
 from kg.server.routes import describe, graph_store, linked_data, ops, sparql, workbench
@@ -20,6 +21,26 @@ from kg.server.state import AppState
 from kg.store.base import open_store
 
 STATIC_DIR = Path(__file__).parent / "static"
+
+
+class KgApp(FastAPI):
+    """FastAPI with a step before its middleware stack, which cost more than a small answer:
+    repeated cached GET /sparql answers are replayed (kg.server.hit_lane), other plain GET
+    /sparql requests go straight to the route (SparqlFastLane), counted and logged as usual."""
+
+    sparql_hits: hit_lane.HitLane
+    sparql_lane: AccessMiddleware  # plain GET /sparql: kg.server.routes.sparql.SparqlFastLane
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            if await hit_lane.dispatch(
+                    self.sparql_hits, getattr(self.state, "kg", None), scope, receive, send):
+                return
+            if sparql.SparqlFastLane.takes(scope):
+                scope["app"] = self
+                await self.sparql_lane(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -42,7 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await executor.close()
             store.close()
 
-    app = FastAPI(
+    app = KgApp(
         title="kg: EU–Japan security and defence cooperation knowledge graph",
         version=__version__,
         lifespan=lifespan,
@@ -57,8 +78,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(RequestSizeLimit, max_bytes=settings.max_request_bytes)
     configure_logging(settings.log_level)
-    app.add_middleware(sparql.SparqlFastLane)  # plain GET /sparql skips the layers below
     app.add_middleware(AccessMiddleware)  # outermost: counts and logs every response
+    app.sparql_hits = hit_lane.HitLane()
+    app.sparql_lane = AccessMiddleware(sparql.SparqlFastLane())
     problems.install(app)
     for module in (ops, sparql, graph_store, describe, linked_data, workbench):
         app.include_router(module.router)

@@ -89,6 +89,14 @@ class ResponseCache:
         self.hits += 1
         return entry
 
+    def still_current(self, key: Key, entry: CachedResponse, version: int) -> bool:
+        """Is `entry` what `get(key, version)` would return? Counts the hit (kg.server.hit_lane)."""
+        if version != self._version or self._entries.get(key) is not entry:
+            return False
+        self._entries.move_to_end(key)
+        self.hits += 1
+        return True
+
     def put(
         self, key: Key, version: int, body: bytes, content_type: str, etag: str | None = None
     ) -> CachedResponse | None:
