@@ -15,7 +15,7 @@ import httpx
 import pytest
 from bench.load import run_load
 
-from kg.store.writes import MAX_PENDING_WRITES
+from kg.config import Settings
 from tests.server_process import BASE_IRI, ServerProcess, start_server
 
 TOKEN = "load-token"
@@ -64,7 +64,7 @@ def test_a_burst_of_writes_is_admitted_or_refused_with_retry_after(
             return await asyncio.gather(*(client.post("/sparql", data={
                 "update": f'INSERT DATA {{ GRAPH <{graph}> {{ <{BASE_IRI}id/burst/{i}> '
                           f'<http://www.w3.org/2000/01/rdf-schema#label> "b{i}" }} }}'})
-                for i in range(3 * MAX_PENDING_WRITES)))
+                for i in range(3 * Settings().write_queue)))
 
     responses = asyncio.run(burst())
     statuses = [r.status_code for r in responses]

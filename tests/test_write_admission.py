@@ -45,12 +45,12 @@ def quads(state: AppState) -> set[ox.Quad]:
 
 
 def test_a_full_write_queue_is_refused_with_retry_after(state: AppState) -> None:
-    state.extras["pending_writes"] = writes.MAX_PENDING_WRITES
+    state.extras["pending_writes"] = state.settings.write_queue
     before = quads(state)
     with pytest.raises(WritesBusy) as err:
         asyncio.run(writes.run_update(state, "INSERT DATA { <http://ex/s> <http://ex/p> 1 }"))
     assert err.value.status == 503 and quads(state) == before
-    assert state.extras["pending_writes"] == writes.MAX_PENDING_WRITES
+    assert state.extras["pending_writes"] == state.settings.write_queue
     request = Request({"type": "http", "method": "POST", "path": "/sparql", "headers": []})
     response = problem_response(request, err.value.status, err.value.title, err.value.detail,
                                 **err.value.extra)
@@ -58,15 +58,15 @@ def test_a_full_write_queue_is_refused_with_retry_after(state: AppState) -> None
 
 
 def test_an_overrunning_rehearsal_is_killed_and_the_next_write_succeeds(
-    state: AppState, monkeypatch: pytest.MonkeyPatch
+    state: AppState,
 ) -> None:
     before = quads(state)
-    monkeypatch.setattr(writes, "REHEARSAL_TIMEOUT", 1.0)
+    state.store.rehearsal_timeout = 1.0  # KG_REHEARSAL_TIMEOUT
     with pytest.raises(UpdateTimeout) as err:
         asyncio.run(writes.run_update(state, CARTESIAN))
     assert err.value.status == 503 and quads(state) == before
     assert state.extras["pending_writes"] == 0
-    monkeypatch.setattr(writes, "REHEARSAL_TIMEOUT", 60.0)
+    state.store.rehearsal_timeout = 60.0
     outcome = asyncio.run(writes.run_update(
         state, "INSERT DATA { GRAPH <http://ex/g> { <http://ex/s> <http://ex/p> 1 } }"))
     assert outcome.graphs == ["", "http://ex/g"] and outcome.added == 2

@@ -82,6 +82,15 @@ class Settings(BaseSettings):
     )
     max_request_bytes: int = Field(1_000_000, gt=0, description="Largest accepted request body")
     query_workers: int = Field(2, ge=1, description="Processes executing queries")
+    write_queue: int = Field(
+        8, ge=1, description="Writes running or waiting; more are refused (503, Retry-After)"
+    )
+    write_wait: float = Field(
+        60.0, gt=0, description="Seconds a write may wait for the one before it (then 503)"
+    )
+    rehearsal_timeout: float = Field(
+        120.0, gt=0, description="Seconds an update's rehearsal may run before it is stopped (503)"
+    )
     allow_service: list[str] = Field(
         default_factory=list, description="IRI prefixes SERVICE may call (empty: none)"
     )

@@ -174,7 +174,8 @@ def open_store(settings: Settings) -> Any:
         return RemoteStore(settings)
     from kg.store.embedded import EmbeddedStore
 
-    return EmbeddedStore(settings.store_path)
+    return EmbeddedStore(settings.store_path, write_wait=settings.write_wait,
+                         rehearsal_timeout=settings.rehearsal_timeout)
 
 
 def rows_of(solutions: ox.QuerySolutions) -> list[Row]:

@@ -39,7 +39,8 @@ class EmbeddedStore:
 
     kind = "embedded"
 
-    def __init__(self, path: Path, snapshots_dir: Path | None = None) -> None:
+    def __init__(self, path: Path, snapshots_dir: Path | None = None, *,
+                 write_wait: float = 60.0, rehearsal_timeout: float = 120.0) -> None:
         self.path = Path(path).resolve()
         if not self.path.exists():
             raise BackendUnavailable(f"no store at {path}: run `kg build` first")
@@ -47,6 +48,8 @@ class EmbeddedStore:
         self.snapshots_dir = snapshots_dir or self.path.parent / "snapshots"
         self.snapshots_dir.mkdir(parents=True, exist_ok=True)
         self.write_lock = threading.Lock()
+        self.write_wait = write_wait  # KG_WRITE_WAIT, KG_REHEARSAL_TIMEOUT (kg.store.writes)
+        self.rehearsal_timeout = rehearsal_timeout
         self.version = int(time.time() * 1000)
 
     def snapshot(self) -> Path:

@@ -3,9 +3,10 @@ nothing.
 
 How a write (a SPARQL Update, or the update text a Graph Store request is turned into) runs:
 
-0. Admission (`commit`, on the event loop): at most MAX_PENDING_WRITES writes run or wait at
-   once; one more is refused at once with WritesBusy (503, Retry-After), and a write that
-   waits more than WRITE_WAIT_LIMIT for the writer lock likewise — never a client time-out.
+0. Admission (`commit`, on the event loop): at most KG_WRITE_QUEUE (default 8) writes run or
+   wait at once; one more is refused at once with WritesBusy (503, Retry-After), and a write
+   that waits more than KG_WRITE_WAIT (60 s) for the writer lock likewise — never a client
+   time-out.
    Then everything below runs in a thread under `EmbeddedStore.write_lock` (one writer;
    pyoxigraph does not detect every write-write conflict).
 1. LOAD and SERVICE are refused unless allow-listed (kg.sparql.guard's tokenizer, also used
@@ -16,8 +17,8 @@ How a write (a SPARQL Update, or the update text a Graph Store request is turned
    update on the checkpoint, diffing only the graphs it can read or write
    (kg.store.update_scope; the default graph when it touches it; everything for a variable
    graph). Nothing of it runs in the server process, so the event loop never waits for the
-   GIL, and a rehearsal that overruns REHEARSAL_TIMEOUT is stopped by killing the child
-   (UpdateTimeout, 503). A syntax error is a 400 with pyoxigraph's message and position; an
+   GIL, and a rehearsal that overruns KG_REHEARSAL_TIMEOUT (120 s) is stopped by killing the
+   child (UpdateTimeout, 503). A syntax error is a 400 with pyoxigraph's message and position; an
    evaluation error (e.g. CREATE of an existing graph) a 400 too.
 3. The difference before/after gives the affected graphs and the nodes the write touches
    (subjects of added or removed quads), the default-graph sync included. pySHACL checks those
@@ -72,9 +73,6 @@ log = logging.getLogger("kg.writes")
 
 RDF_TYPE = ox.NamedNode(str(RDF.type))
 MAX_REPORTED = 50
-MAX_PENDING_WRITES = 8  # writes running or waiting; more are refused with 503 + Retry-After
-WRITE_WAIT_LIMIT = 60.0  # seconds a write may wait for the one before it
-REHEARSAL_TIMEOUT = 120.0  # seconds a rehearsal may run before its process is killed
 RETRY_AFTER = 2  # seconds, suggested to a refused writer
 
 GraphName = ox.NamedNode | ox.DefaultGraph
@@ -252,11 +250,11 @@ def transact(
 
     `probe` names a graph whose prior existence is reported (Graph Store 201 vs 204);
     with `must_exist`, a missing probe graph is a 404 and nothing runs. A writer that waits
-    longer than WRITE_WAIT_LIMIT for the one before it gets WritesBusy (503, Retry-After).
+    longer than `store.write_wait` for the one before it gets WritesBusy (503, Retry-After).
     """
-    if not store.write_lock.acquire(timeout=WRITE_WAIT_LIMIT):
+    if not store.write_lock.acquire(timeout=store.write_wait):
         raise WritesBusy(
-            f"Another write held the store for more than {WRITE_WAIT_LIMIT:g} s. Nothing was "
+            f"Another write held the store for more than {store.write_wait:g} s. Nothing was "
             "changed; retry later.", retry_after=RETRY_AFTER)
     try:
         raw = store.raw
@@ -277,7 +275,7 @@ def transact(
                     context_graphs=[g.value for g in context_graphs
                                     if isinstance(g, ox.NamedNode)],
                 ),
-                REHEARSAL_TIMEOUT,
+                store.rehearsal_timeout,
             )
         if not plan.text:
             return WriteOutcome(existed=existed)
@@ -358,7 +356,7 @@ async def commit(
     if not generated:
         check_update_text(text, settings)
     pending = state.extras.get("pending_writes", 0)
-    if pending >= MAX_PENDING_WRITES:
+    if pending >= settings.write_queue:
         raise WritesBusy(
             f"{pending} writes are already running or queued. Nothing was changed; retry "
             "later.", retry_after=RETRY_AFTER)
