@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -27,16 +28,24 @@ def run_build(home: Path, out: Path, timeout: float = 600) -> dict[str, object]:
     out.mkdir(parents=True)
     env = {**os.environ, "KG_HOME": str(home), "KG_STORE_PATH": str(out / "store"),
            "KG_DUMPS_DIR": str(out / "dumps")}
+    load1 = os.getloadavg()[0]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run([*KG, "build"], env=env, capture_output=True, text=True,
                           timeout=timeout, cwd=home)
     seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     dump = out / "dumps" / "kg.nq"
     quads = sum(1 for _ in dump.open(encoding="utf-8")) if dump.is_file() else 0
     ok = proc.returncode == 0 and quads > 0
     return {
         "ok": ok,
         "seconds": round(seconds, 2),
+        # CPU time of the build (all its threads) and the 1-minute load average before it:
+        # on a shared machine wall time swings with other work, CPU time much less.
+        "cpu_s": round(cpu, 2),
+        "load1": round(load1, 2),
         "quads": quads,
         "dump": str(dump) if ok else None,
         "error": "" if ok else (proc.stdout + proc.stderr)[-1500:],

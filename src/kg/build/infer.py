@@ -14,6 +14,7 @@ from importlib import resources
 import pyoxigraph as ox
 
 from kg.build.terms import Iris
+from kg.build.writer import Batches
 
 MAX_ROUNDS = 10
 MARKER = ox.NamedNode("urn:kg:inferred")
@@ -26,11 +27,15 @@ def rules() -> dict[str, str]:
 
 
 def infer(quads: list[ox.Quad], iris: Iris) -> list[ox.Quad]:
-    """The new quads (in graph/inferred) entailed by the given quads, to a fixpoint."""
+    """The new quads (in graph/inferred) entailed by the given quads, to a fixpoint.
+
+    The triples are loaded as text (see writer.Batches), so oxigraph parses them without the
+    GIL while the build converts the data for SHACL.
+    """
     store = ox.Store()
-    store.bulk_extend(ox.Quad(q.subject, q.predicate, q.object) for q in quads)
+    Batches(quads).into_memory_store(store, union=True)
     updates = list(rules().values())
-    size = len(store)
+    size = len(store)  # len() counts every quad: once a round, not once an update
     for _ in range(MAX_ROUNDS):
         for update in updates:
             store.update(update)

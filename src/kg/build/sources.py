@@ -6,6 +6,7 @@ import datetime as dt
 import hashlib
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +27,9 @@ class Document:
     passages: list[Passage] = field(default_factory=list)
     _spans: dict[tuple[int, int], Passage] = field(default_factory=dict, repr=False)
 
-    @property
+    @cached_property
     def stem(self) -> str:
+        """File name without suffix (cached: every quad of the document's graph needs it)."""
         return Path(self.file).stem
 
     @property

@@ -3,6 +3,11 @@
 The store is built in var/stores/<timestamp> and only then does the store_path symlink move
 (os.replace of a temporary symlink is atomic), so a failed build leaves the previous store
 serving. The two previous stores are kept for rollback; older ones are removed.
+
+Quads reach the stores as N-Quads text wherever they can: oxigraph then parses and indexes
+without holding the GIL, so the build runs SHACL validation (Python) meanwhile. Quads with
+blank nodes are the exception (`Store.load` would relabel blank nodes, and the dumps keep
+the ontology's stable labels); they go in as objects.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import os
 import re
 import shutil
 from collections.abc import Iterable
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +26,10 @@ import pyoxigraph as ox
 
 from kg.errors import BuildError
 from kg.namespaces import kg_prefixes
-from kg.store import default_graph
 
 KEEP_OLD = 2
 _STAMP = re.compile(r"\d{8}T\d{12}Z(-\d+)?")
+DUMP_FILES = {"nq": "kg.nq", "trig": "kg.trig", "ttl": "kg.ttl"}
 
 
 def stores_dir(store_path: Path) -> Path:
@@ -40,14 +46,99 @@ def _new_store_dir(store_path: Path) -> Path:
     return candidate
 
 
-def write_store(quads: Iterable[ox.Quad], store_path: Path) -> Path:
-    """Load the quads into a new store directory and return it (not yet swapped in)."""
+# Terms that may hold a blank node, which loading text would relabel.
+_AS_OBJECTS = (ox.BlankNode, ox.Triple)
+
+
+def _default(quads: Iterable[ox.Quad]) -> Iterable[ox.Quad]:
+    return (ox.Quad(q.subject, q.predicate, q.object) for q in quads)
+
+
+class Batches:
+    """The quads in their order, cut into runs with and without blank nodes.
+
+    Each ground run is serialized once (as N-Quads, and its triples as N-Triples) for all the
+    stores to load. Loading the runs in order inserts the quads in their original order, which
+    is what keeps memory-store output (TriG and Turtle dumps, inferred quads) the same across
+    builds. `lenient` loading is safe: the text is oxigraph's own serialization of its terms.
+    """
+
+    def __init__(self, quads: Iterable[ox.Quad]) -> None:
+        self.runs: list[tuple[bool, list[ox.Quad]]] = []
+        for q in quads:
+            blank = (
+                isinstance(q.subject, _AS_OBJECTS)
+                or isinstance(q.object, _AS_OBJECTS)
+                or isinstance(q.graph_name, ox.BlankNode)
+            )
+            if self.runs and self.runs[-1][0] == blank:
+                self.runs[-1][1].append(q)
+            else:
+                self.runs.append((blank, [q]))
+
+    @cached_property
+    def quads_text(self) -> list[bytes]:
+        """N-Quads of each ground run (empty for blank-node runs)."""
+        nq = ox.RdfFormat.N_QUADS
+        return [b"" if blank else ox.serialize(run, format=nq) for blank, run in self.runs]
+
+    @cached_property
+    def triples_text(self) -> list[bytes]:
+        """N-Triples of the triples of each ground run (empty for blank-node runs)."""
+        nt = ox.RdfFormat.N_TRIPLES
+        return [
+            b"" if blank else ox.serialize((q.triple for q in run), format=nt)
+            for blank, run in self.runs
+        ]
+
+    def serialized(self) -> Batches:
+        """Both texts computed now: before threads share the batches, not in each of them."""
+        _ = self.quads_text, self.triples_text
+        return self
+
+    def blank(self) -> list[ox.Quad]:
+        return [q for blank, run in self.runs if blank for q in run]
+
+    def into_disk_store(self, store: ox.Store) -> None:
+        """All quads plus their triples in the default graph, the ground ones in bulk."""
+        nq, nt = ox.RdfFormat.N_QUADS, ox.RdfFormat.N_TRIPLES
+        store.bulk_load(input=b"".join(self.quads_text), format=nq, lenient=True)
+        store.bulk_load(input=b"".join(self.triples_text), format=nt, lenient=True)
+        blank = self.blank()
+        store.bulk_extend(blank)
+        store.bulk_extend(_default(blank))
+
+    def into_memory_store(self, store: ox.Store, union: bool = False) -> None:
+        """All quads (union: only their triples, in the default graph), in their order."""
+        texts = self.triples_text if union else self.quads_text
+        fmt = ox.RdfFormat.N_TRIPLES if union else ox.RdfFormat.N_QUADS
+        for (blank, run), text in zip(self.runs, texts, strict=True):
+            if blank:
+                store.bulk_extend(_default(run) if union else run)
+            else:
+                store.load(input=text, format=fmt, lenient=True)
+
+    def nquads(self) -> bytes:
+        """What `nquads` gives for these quads, reusing the serialized runs."""
+        lines: list[bytes] = []
+        for (blank, run), text in zip(self.runs, self.quads_text, strict=True):
+            if blank:
+                text = ox.serialize(run, format=ox.RdfFormat.N_QUADS)
+            lines.extend(text.splitlines(keepends=True))
+        return b"".join(sorted(set(lines)))
+
+
+def write_store(quads: Iterable[ox.Quad] | Batches, store_path: Path) -> Path:
+    """Load the quads, and their merge in the default graph, into a new store directory.
+
+    Returns the directory (not yet swapped in). The merge needs no deduplication here: the
+    store is a set, so a triple that several graphs hold is in the default graph once.
+    """
+    batches = quads if isinstance(quads, Batches) else Batches(quads)
     target = _new_store_dir(store_path)
     try:
-        quads = list(quads)
         store = ox.Store(str(target))
-        store.bulk_extend(quads)
-        store.bulk_extend(default_graph.merged(quads))
+        batches.into_disk_store(store)
         store.flush()
         del store
     except OSError as exc:  # disk full, quota, permissions: a clean failure, old store kept
@@ -105,26 +196,30 @@ def nquads(quads: Iterable[ox.Quad]) -> bytes:
     return b"".join(sorted(set(lines)))
 
 
-def write_dumps(
-    quads: list[ox.Quad], dumps_dir: Path, base: str, manifest: dict[str, Any]
-) -> dict[str, Path]:
-    """kg.nq and kg.trig (all graphs), kg.ttl (the union), manifest.json."""
+def render_dumps(quads: Iterable[ox.Quad] | Batches, base: str) -> dict[str, bytes]:
+    """kg.nq and kg.trig (all graphs) and kg.ttl (the union), in memory, not yet written."""
+    batches = quads if isinstance(quads, Batches) else Batches(quads)
     prefixes = kg_prefixes(base)
-    mem = ox.Store()
-    mem.bulk_extend(quads)
-    out = {
-        "nq": dumps_dir / "kg.nq",
-        "trig": dumps_dir / "kg.trig",
-        "ttl": dumps_dir / "kg.ttl",
-        "manifest": dumps_dir / "manifest.json",
-    }
-    _atomic_write(out["nq"], nquads(quads))
-    _atomic_write(out["trig"], mem.dump(format=ox.RdfFormat.TRIG, prefixes=prefixes))
+    dataset = ox.Store()
+    batches.into_memory_store(dataset)
     union = ox.Store()
-    union.bulk_extend(ox.Quad(q.subject, q.predicate, q.object) for q in quads)
-    _atomic_write(
-        out["ttl"],
-        union.dump(format=ox.RdfFormat.TURTLE, prefixes=prefixes, from_graph=ox.DefaultGraph()),
-    )
+    batches.into_memory_store(union, union=True)
+    return {
+        "nq": batches.nquads(),
+        "trig": dataset.dump(format=ox.RdfFormat.TRIG, prefixes=prefixes),
+        "ttl": union.dump(
+            format=ox.RdfFormat.TURTLE, prefixes=prefixes, from_graph=ox.DefaultGraph()
+        ),
+    }
+
+
+def save_dumps(
+    rendered: dict[str, bytes], dumps_dir: Path, manifest: dict[str, Any]
+) -> dict[str, Path]:
+    """The rendered dumps and manifest.json, each replaced atomically."""
+    out = {name: dumps_dir / DUMP_FILES[name] for name in rendered}
+    for name, data in rendered.items():
+        _atomic_write(out[name], data)
+    out["manifest"] = dumps_dir / "manifest.json"
     _atomic_write(out["manifest"], json.dumps(manifest, indent=2, sort_keys=True).encode())
     return out
