@@ -81,7 +81,7 @@ async def main(repeat: int) -> None:
         print(f"{name:<10} {size_e:>10} {d:>10.2f} {e:>12.2f} {e - d:>12.2f}{note}")
     started = time.perf_counter()
     await executor.refresh()
-    print(f"refresh (snapshot + {settings.query_workers} new workers): "
+    print(f"refresh (snapshot, reopened by {settings.query_workers} workers): "
           f"{(time.perf_counter() - started) * 1000:.1f} ms")
     await executor.close()
     store.close()

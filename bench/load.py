@@ -19,7 +19,7 @@ What runs, for `--duration` seconds, with asyncio + httpx (no wrk/locust needed)
 Recorded: every request's class, status and latency; errors (a transport error, or a 5xx other
 than the slow query's documented 503 time-out); p50/p95/p99/max per class; the RSS of the whole
 server process tree once a second (first-minute vs last-minute medians: "flat"), and of the
-server process alone (its workers are replaced after every write); and how many
+server process alone (its workers are replaced when a query times out); and how many
 fast answers arrived while a slow query was running, with the longest gap between two of them;
 and the longest gap between two fast answers over the whole run (an event-loop stall shows
 there, whatever its cause).
@@ -89,8 +89,8 @@ class Report:
     rss_first_minute_mb: float = 0.0
     rss_last_minute_mb: float = 0.0
     rss_growth_pct: float = 0.0
-    # the server process alone (without its query workers and rehearsal process, which are
-    # replaced after every write and make the tree's figure noisy)
+    # the server process alone (without its query workers, replaced when a query times out,
+    # and the rehearsal process, which make the tree's figure noisy)
     server_rss_first_minute_mb: float = 0.0
     server_rss_last_minute_mb: float = 0.0
 

@@ -28,14 +28,31 @@ Decisions (also in the README's service section):
   `Store.query` evaluates ORDER BY and aggregates eagerly even on an empty in-memory store
   (17 s measured for a VALUES cross product), so parsing in the request process is not cheap.
   The worker answers a syntax error before evaluating anything; it costs one IPC round trip.
-- `refresh()` (after each committed write) snapshots the store, starts workers on the new
-  snapshot and retires old ones as they become idle; in-flight queries finish on the old
-  snapshot, which is pruned once no worker uses it.
+- **A write reopens, it does not respawn.** `refresh()` (after each committed write) takes one
+  snapshot and the workers reopen it in place (("reopen", path) → ("ready", pid), see
+  kg.sparql.worker): the idle ones at once, a busy one when its query ends, before its next
+  job. Processes start only with the pool and to replace a killed or dead worker. Starting a
+  pool per write cost ~0.2-0.5 s and ~215 ms of CPU per write; reopening costs ~10 ms per
+  worker and ~21 ms of CPU per write, and a worker's RSS stays flat over 1,000 reopens (50 →
+  53 MB within the first 100, then no growth) (bench/refresh.py, docs/reliability.md).
+- When `refresh()` returns, every query that starts sees the write (kg.store.writes relies on
+  it, and so do `kg backup`'s newest snapshot and read-your-writes): the new snapshot is
+  current and a worker is only handed out on it. An in-flight query finishes on the snapshot it
+  started on, and its result is labelled with that snapshot's version (`_versions`), never a
+  newer one (the response cache files it under that version). Refreshes that wait while
+  another takes its snapshot are coalesced: they committed before the next snapshot starts, so
+  it serves them all.
+- A snapshot directory is pruned only when no worker has it open, is reopening on it or is
+  starting on it, and never while a snapshot is being written (RocksDB writes it as `*.tmp`
+  first; pruning it mid-way made refreshes fail).
+- Requests waiting for a worker are served first come, first served (a released worker is
+  handed to the oldest waiter), so a busy caller cannot starve the others.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import itertools
 import logging
@@ -73,11 +90,9 @@ _POSITION = re.compile(r"at (\d+):(\d+)")
 class _Worker:
     """One worker process and the parent's end of its pipe (read on the event loop)."""
 
-    def __init__(
-        self, ctx: Any, snapshot: Path, generation: int, config: worker_module.Config
-    ) -> None:
-        self.snapshot = snapshot
-        self.generation = generation
+    def __init__(self, ctx: Any, snapshot: Path, name: str, config: worker_module.Config) -> None:
+        self.snapshot = snapshot  # the snapshot it has open; changed only on "ready"
+        self.opening: Path | None = None  # the snapshot it is reopening on, meanwhile
         parent, child_sock = socket.socketpair()
         child = mp.connection.Connection(child_sock.detach())
         self.channel = Channel(parent)
@@ -85,7 +100,7 @@ class _Worker:
             target=worker_module.main,
             args=(child, str(snapshot), WORKER_MEMORY_LIMIT, config),
             daemon=True,
-            name=f"kg-query-{generation}",
+            name=name,
         )
         self.process.start()
         child.close()
@@ -148,18 +163,28 @@ def _context() -> Any:
 
 
 class QueryExecutor:
-    """A pool of `settings.query_workers` processes on the store's current snapshot."""
+    """A pool of `settings.query_workers` processes on the store's current snapshot.
+
+    A worker is at any time idle (in `_idle`, on the current snapshot), running one query,
+    reopening (owned by a `_freshen` task) or starting; only its owner talks to it.
+    """
 
     def __init__(self, settings: Settings, store: EmbeddedStore) -> None:
         self.settings = settings
         self.store = store
         self._ctx = _context()
-        self._idle: asyncio.Queue[_Worker] = asyncio.Queue()
+        self._idle: collections.deque[_Worker] = collections.deque()
+        # requests waiting for a worker, served first come first served: a task that has just
+        # released a worker must not take it back ahead of them
+        self._waiters: collections.deque[asyncio.Future[_Worker]] = collections.deque()
         self._workers: set[_Worker] = set()
-        self._generation = 0
         self._snapshot: Path | None = None
         self._refresh_lock = asyncio.Lock()
+        self._requested = 0  # refresh() calls so far
+        self._covered = 0  # calls whose write the current snapshot is known to hold
+        self._taking = 0  # snapshots being written: no pruning meanwhile (a *.tmp directory)
         self._seq = itertools.count()
+        self._names = itertools.count()
         self._spool_dir = Path(tempfile.mkdtemp(prefix="kg-spool-"))
         self._spool_prefix = f"{self._spool_dir}{os.sep}"
         self._config: worker_module.Config = {
@@ -171,39 +196,62 @@ class QueryExecutor:
             "prefixes": kg_prefixes(settings.base_iri),
         }
         self._closed = False
-        self._pinned: set[Path] = set()  # snapshots being opened by a refresh
+        self._pinned: collections.Counter[Path] = collections.Counter()  # workers starting on
         # store.version read just before each snapshot was taken: a result is labelled with
         # the version of the snapshot it ran on (caches must not file old data under a new one)
         self._versions: dict[Path, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.timeouts = 0
+        # counters for tests and benchmarks (in-process): a write should spawn nothing
+        self.spawned = 0
+        self.reopened = 0
+        self.snapshots_taken = 0
 
     @property
     def snapshot(self) -> Path | None:
         return self._snapshot
 
+    @property
+    def worker_pids(self) -> list[int]:
+        """Process ids of the live workers (tests: a write must not replace them)."""
+        return sorted(w.pid for w in self._workers if w.alive)
+
     async def start(self) -> None:
         """Snapshot the store and start the pool; returns when every worker is ready."""
         version = self.store.version
         self._snapshot = self.store.snapshot()
+        self.snapshots_taken += 1
         self._versions[self._snapshot] = version
         workers = await asyncio.gather(
-            *(self._spawn(self._snapshot, 0) for _ in range(self.settings.query_workers))
+            *(self._spawn(self._snapshot) for _ in range(self.settings.query_workers))
         )
         for w in workers:
-            self._idle.put_nowait(w)
+            self._put_idle(w)
         self._prune()
 
-    async def _spawn(self, snapshot: Path, generation: int) -> _Worker:
-        worker = await asyncio.to_thread(_Worker, self._ctx, snapshot, generation, self._config)
-        self._workers.add(worker)
+    async def _spawn(self, snapshot: Path) -> _Worker:
+        name = f"kg-query-{next(self._names)}"
+        self._pinned[snapshot] += 1  # not pruned before the new process has it open
         try:
-            message = await worker.receive(START_TIMEOUT)
-        except (TimeoutError, EOFError, OSError) as exc:
+            try:
+                worker = await asyncio.to_thread(_Worker, self._ctx, snapshot, name, self._config)
+            except OSError as exc:  # no process (limits, memory): the caller may retry
+                raise BackendUnavailable(f"a query worker could not start: {exc!r}") from exc
+            self._workers.add(worker)
+            self.spawned += 1
+            try:
+                message = await worker.receive(START_TIMEOUT)
+            except (TimeoutError, EOFError, OSError) as exc:
+                self._workers.discard(worker)
+                worker.kill()
+                raise BackendUnavailable(f"a query worker failed to start: {exc!r}") from exc
+        finally:
+            self._pinned[snapshot] -= 1
+            if self._pinned[snapshot] <= 0:
+                del self._pinned[snapshot]
+        if message[0] != "ready":
             self._workers.discard(worker)
             worker.kill()
-            raise BackendUnavailable(f"a query worker failed to start: {exc!r}") from exc
-        if message[0] != "ready":
             raise BackendUnavailable(f"unexpected message from a query worker: {message!r}")
         worker.watch()
         return worker
@@ -219,35 +267,87 @@ class QueryExecutor:
             return
 
         async def respawn() -> None:
-            try:
-                assert self._snapshot is not None
-                fresh = await self._spawn(self._snapshot, self._generation)
-            except BackendUnavailable:
-                log.exception("could not replace a query worker")
+            for attempt in range(3):  # a failed start must not shrink the pool for good
+                if self._closed or self._snapshot is None:
+                    return
+                try:
+                    fresh = await self._spawn(self._snapshot)
+                except BackendUnavailable:
+                    log.exception("could not replace a query worker (attempt %d/3)", attempt + 1)
+                    await asyncio.sleep(1.0)
+                    continue
+                self._release(fresh)
                 return
-            self._release(fresh)
 
         self._background(respawn())
 
-    def _background(self, coro: Coroutine[Any, Any, None]) -> None:
+    def _background(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """Keep a reference to fire-and-forget tasks so they are not garbage-collected."""
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     def _release(self, worker: _Worker) -> None:
-        if worker.generation == self._generation and not self._closed:
-            self._idle.put_nowait(worker)
-        else:
+        """A worker's owner is done with it: it reopens the current snapshot if a write made a
+        newer one (before it takes another job), then serves the next waiter or goes idle."""
+        if self._closed:
             self._workers.discard(worker)
             self._background(self._retire(worker))
+        elif not worker.alive:
+            self._replace(worker)
+        elif worker.snapshot != self._snapshot:
+            self._background(self._freshen(worker))
+        else:
+            self._put_idle(worker)
+
+    def _put_idle(self, worker: _Worker) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(worker)
+                return
+        self._idle.append(worker)
+
+    async def _freshen(self, worker: _Worker) -> None:
+        """Reopen the current snapshot in `worker` (no new process), then release it; a worker
+        that fails to reopen is replaced."""
+        if self._closed or self._snapshot is None:
+            self._release(worker)
+            return
+        if await self._reopen(worker, self._snapshot):
+            self._prune()  # its previous snapshot may be unused now
+            self._release(worker)  # reopens again if another write landed meanwhile
+        else:
+            self._replace(worker)
+
+    async def _reopen(self, worker: _Worker, snapshot: Path) -> bool:
+        worker.opening = snapshot  # kept from pruning until the worker has it open
+        try:
+            await worker.channel.send(("reopen", str(snapshot)))
+            message = await worker.receive(START_TIMEOUT)
+        except (TimeoutError, EOFError, OSError) as exc:
+            if not self._closed:
+                log.error("query worker %s did not reopen %s: %r", worker.pid, snapshot, exc)
+            return False
+        finally:
+            worker.opening = None
+        if message[0] != "ready":
+            log.error("query worker %s did not reopen %s: %r", worker.pid, snapshot, message)
+            return False
+        worker.snapshot = snapshot
+        self.reopened += 1
+        return True
 
     async def _retire(self, worker: _Worker) -> None:
         await worker.stop()
         self._prune()
 
     def _prune(self) -> None:
-        keep = {w.snapshot for w in self._workers} | self._pinned
+        if self._taking:  # a snapshot being written is a directory no one uses yet: keep it
+            return
+        keep = {w.snapshot for w in self._workers} | set(self._pinned)
+        keep |= {w.opening for w in self._workers if w.opening is not None}
         if self._snapshot is not None:
             keep.add(self._snapshot)
         stale = self.store.stale_snapshots(keep)
@@ -257,24 +357,36 @@ class QueryExecutor:
 
     async def _acquire(self, deadline: float) -> _Worker:
         while True:
-            remaining = deadline - time.monotonic()
-            try:
-                if self._idle.empty():
-                    worker = await asyncio.wait_for(self._idle.get(), max(remaining, 0.001))
-                else:
-                    worker = self._idle.get_nowait()  # the common case: no timer, no task
-            except TimeoutError:
+            if self._idle:
+                worker = self._idle.popleft()  # the common case: no timer, no future
+            else:
+                worker = await self._wait(deadline)
+            if not worker.alive:
+                self._replace(worker)
+            elif worker.snapshot != self._snapshot:
+                self._release(worker)  # not expected (refresh takes the idle ones): reopen it
+            else:
+                return worker
+
+    async def _wait(self, deadline: float) -> _Worker:
+        """Wait in line for the next released worker, within the query's time limit."""
+        waiter: asyncio.Future[_Worker] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            async with asyncio.timeout(max(deadline - time.monotonic(), 0.001)):
+                return await waiter
+        except BaseException as exc:
+            with contextlib.suppress(ValueError):
+                self._waiters.remove(waiter)
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                self._release(waiter.result())  # handed over just as we gave up: pass it on
+            if isinstance(exc, TimeoutError):
                 raise QueryTimeout(
                     f"no query worker became free within the {self.settings.query_timeout:g} s "
                     "time limit; the service is busy",
                     limit_seconds=self.settings.query_timeout,
                 ) from None
-            if worker.generation == self._generation and worker.alive:
-                return worker
-            if worker.alive:
-                self._release(worker)  # an old generation: retire it
-            else:
-                self._replace(worker)
+            raise
 
     async def execute(self, job: QueryJob) -> QueryResult:
         """Run a query in a worker; raises QueryTimeout, QuerySyntaxError, TooManyRows...
@@ -287,6 +399,8 @@ class QueryExecutor:
         started = time.monotonic()
         deadline = started + self.settings.query_timeout
         worker = await self._acquire(deadline)
+        # the snapshot this query runs on, and so the version its result is labelled with
+        version = self._versions.get(worker.snapshot)
         spool = f"{self._spool_prefix}{worker.pid}-{next(self._seq)}"
         request: worker_module.Job = {
             "query": job.query,
@@ -310,12 +424,11 @@ class QueryExecutor:
             final.add_done_callback(lambda task: task.cancelled() and self._replace(worker))
             return StreamedResult(
                 format=BY_KEY[meta["format"]], rows=0, size=0, path=meta["path"],
-                elapsed=time.monotonic() - started, final=final,
-                version=self._versions.get(worker.snapshot),
+                elapsed=time.monotonic() - started, final=final, version=version,
             )
         self._release(worker)
         result = _result(reply, self._config, time.monotonic() - started)
-        result.version = self._versions.get(worker.snapshot)
+        result.version = version
         return result
 
     async def _reply(
@@ -367,33 +480,50 @@ class QueryExecutor:
         return reply[1]
 
     async def refresh(self) -> None:
-        """After a committed write: new snapshot, new workers; old ones retire when idle."""
+        """After a committed write: a new snapshot, which the workers reopen in place.
+
+        When this returns, every query that starts reads the write: the new snapshot is
+        current, the idle workers have reopened it and a busy one reopens it before its next
+        job. Calls that wait while another takes its snapshot are coalesced: the next snapshot
+        started after all of them committed, so one snapshot serves them all.
+        """
+        self._requested += 1
+        ticket = self._requested
         async with self._refresh_lock:
-            if self._closed:
+            if self._closed or self._covered >= ticket:
                 return
+            covers = self._requested  # these calls' writes committed before this snapshot
             version = self.store.version
-            snapshot = await asyncio.to_thread(self.store.snapshot)
+            self._taking += 1
+            taking = asyncio.ensure_future(asyncio.to_thread(self.store.snapshot))
+            taking.add_done_callback(self._taken)  # even if this caller is cancelled meanwhile
+            snapshot = await asyncio.shield(taking)
+            self.snapshots_taken += 1
             self._versions[snapshot] = version
-            self._pinned.add(snapshot)
-            generation = self._generation + 1
-            try:
-                fresh = await asyncio.gather(
-                    *(self._spawn(snapshot, generation) for _ in range(self.settings.query_workers))
-                )
-            finally:
-                self._pinned.discard(snapshot)
-            self._snapshot, self._generation = snapshot, generation
-            old: list[_Worker] = []
-            while not self._idle.empty():
-                old.append(self._idle.get_nowait())
-            for w in fresh:
-                self._idle.put_nowait(w)
-            for w in old:
-                self._release(w)
-            self._prune()
+            self._snapshot = snapshot
+            self._covered = covers
+            idle = list(self._idle)
+            self._idle.clear()
+            # tasks of their own: cancelling the writer's request must not strand a worker
+            reopening = [self._background(self._freshen(w)) for w in idle]
+        if reopening:
+            await asyncio.wait(reopening)
+        self._prune()
+
+    def _taken(self, taking: asyncio.Future[Path]) -> None:
+        """A snapshot is written (or failed): pruning may list the directory again. One whose
+        refresh was cancelled is no one's, and goes with the next prune."""
+        self._taking -= 1
+        if not taking.cancelled():
+            taking.exception()  # retrieved: the waiting refresh() raises it, if still waiting
 
     async def close(self) -> None:
         self._closed = True
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(BackendUnavailable("the query executor is closed"))
+        self._idle.clear()
         workers = list(self._workers)
         self._workers.clear()
         await asyncio.gather(*(w.stop() for w in workers), return_exceptions=True)

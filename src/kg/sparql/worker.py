@@ -5,9 +5,11 @@ cancellation) and so results iterators, which are bound to the thread that creat
 created and consumed in this process's one thread.
 
 Protocol over a multiprocessing Connection (the parent reads it with asyncio, see
-kg.sparql.executor): the per-pool `Config` comes once, as a process argument; then per job the
-parent sends a small `Job` dict (or None to stop). Worker → parent: ("ready", pid) once, then
-per job either
+kg.sparql.executor): the per-pool `Config` comes once, as a process argument; then the parent
+sends a small `Job` dict per job, ("reopen", snapshot path) after a write, or None to stop.
+Worker → parent: ("ready", pid) once the snapshot is open (at start and after each reopen; a
+reopen that fails is answered ("error", "reopen", message) and the worker exits), then per job
+either
 - ("ok", meta) — complete; a small result travels inline in `meta["inline"]`, a larger one was
   written to `job["spool"]` (a file the parent chose, streams and deletes), or
 - ("error", kind, message[, cap]) — nothing usable was produced, or
@@ -180,10 +182,20 @@ def main(conn: Any, snapshot: str, memory_limit: int | None, config: Config) -> 
     conn.send(("ready", os.getpid()))
     while True:
         try:
-            job = conn.recv()
+            message = conn.recv()
         except (EOFError, OSError):
             break
-        if job is None:
+        if message is None:
             break
-        conn.send(run_job(store, job, config, conn.send))
+        if isinstance(message, tuple):  # ("reopen", path): a write made a newer snapshot
+            # close the old one first: the parent prunes its directory once we answer
+            del store
+            try:
+                store = ox.Store.read_only(message[1])
+            except (OSError, ValueError, RuntimeError) as exc:
+                conn.send(("error", "reopen", f"{type(exc).__name__}: {exc}"))
+                break  # the parent replaces a worker that has no snapshot open
+            conn.send(("ready", os.getpid()))
+            continue
+        conn.send(run_job(store, message, config, conn.send))
     conn.close()
