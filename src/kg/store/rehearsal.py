@@ -14,6 +14,13 @@ on a pipe.
 The checkpoint holds exactly the committed state (the writer lock is held from checkpoint to
 commit), so the text returned — the client's update plus the default-graph sync — does on the
 live store exactly what it did here, apart from fresh values (NOW, RAND, UUID, BNODE).
+
+A remote store's write (kg.store.remote_writes) uses the same child with two more jobs, so it
+has the same time limit and keeps the server process free: `CopyJob` runs the update on an
+in-memory copy of the graphs it can touch (fetched from the backend by the parent, sent as
+N-Quads) and returns the delta; `ShapesJob` runs pySHACL on the views before/after the write
+the parent has fetched. Blank node labels cross the pipe unchanged (N-Quads parsed without
+renaming; `Store.load` would rename them), so the delta names the backend's blank nodes.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import hashlib
 import os
 import resource
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
@@ -55,6 +63,37 @@ class Job:
     shapes_digest: str | None  # the child keeps parsed shapes by digest
     shapes_ntriples: str | None
     context_graphs: list[str]
+
+
+@dataclass
+class CopyJob:
+    """A remote store's update, rehearsed on a copy of what it can touch."""
+
+    quads: bytes  # N-Quads, blank node labels as the backend gave them
+    graphs: list[str]  # the named graphs that exist among them (some may be empty)
+    text: str
+    base_iri: str
+
+
+@dataclass
+class Delta:
+    """What a CopyJob's update changed on the copy (N-Quads, labels kept)."""
+
+    added: bytes = b""
+    removed: bytes = b""
+    graphs: list[str] = field(default_factory=list)  # the copy's named graphs afterwards
+
+
+@dataclass
+class ShapesJob:
+    """A remote store's SHACL check: kg.store.writes.shacl_view's triples (N-Triples) after
+    and before the write; refused (ShapeViolation) if the write introduces violations."""
+
+    after: bytes
+    before: bytes
+    context: bytes  # ontology and vocabulary
+    shapes_digest: str
+    shapes_ntriples: str
 
 
 def _diffed(store: ox.Store, graphs: list[Any] | None) -> set[ox.Quad]:
@@ -186,6 +225,13 @@ def _validate(store: ox.Store, added: set[ox.Quad], removed: set[ox.Quad],
         return
     # the state before: what the write added taken away, what it removed put back
     before = writes._violations(writes._described(store, nodes, minus, plus, context), shapes)
+    _refuse_new(after, before)
+
+
+def _refuse_new(after: list[dict[str, str]], before: list[dict[str, str]]) -> None:
+    """ShapeViolation if `after` holds violations `before` did not (counted, not just seen)."""
+    from kg.store import writes
+
     new = Counter(map(writes._key, after)) - Counter(map(writes._key, before))
     if new:
         blocking = [r for r in after if writes._key(r) in new][: writes.MAX_REPORTED]
@@ -205,8 +251,8 @@ def shapes_payload(shapes: rdflib.Graph | None) -> tuple[str | None, str | None]
 
 
 def main(conn: Connection) -> None:
-    """Serve jobs until the pipe closes; reply ('ok', Plan) | ('error', class name, detail,
-    extra) | ('crash', repr)."""
+    """Serve jobs until the pipe closes; reply ('ok', Plan | Delta | None) | ('error', class
+    name, detail, extra) | ('crash', repr)."""
     resource.setrlimit(resource.RLIMIT_DATA, (MEMORY_LIMIT, MEMORY_LIMIT))
     import pyshacl  # noqa: F401  (slow to import: once, before the first job)
 
@@ -214,7 +260,7 @@ def main(conn: Connection) -> None:
     conn.send(("ready", os.getpid()))
     while True:
         try:
-            job: Job | None = conn.recv()
+            job: Job | CopyJob | ShapesJob | None = conn.recv()
         except (EOFError, OSError):
             return
         if job is None:
@@ -224,9 +270,15 @@ def main(conn: Connection) -> None:
         conn.send(reply)
 
 
-def _reply(job: Job, shapes_cache: dict[str, rdflib.Graph]) -> tuple[Any, ...]:
+def _reply(job: Job | CopyJob | ShapesJob,
+           shapes_cache: dict[str, rdflib.Graph]) -> tuple[Any, ...]:
     """The job's outcome as plain data; on return no frame or traceback holds the store."""
     try:
+        if isinstance(job, CopyJob):
+            return ("ok", run_copy(job))
+        if isinstance(job, ShapesJob):
+            check_shapes(job, shapes_cache)
+            return ("ok", None)
         return ("ok", run_job(job, shapes_cache))
     except KgError as exc:
         return ("error", type(exc).__name__, exc.detail, exc.extra)
@@ -234,13 +286,64 @@ def _reply(job: Job, shapes_cache: dict[str, rdflib.Graph]) -> tuple[Any, ...]:
         return ("crash", repr(exc))
 
 
+def _shapes(digest: str | None, ntriples: str | None,
+            cache: dict[str, rdflib.Graph]) -> rdflib.Graph | None:
+    """The shapes graph, parsed once per digest."""
+    if digest is None:
+        return None
+    shapes = cache.get(digest)
+    if shapes is None:
+        shapes = rdflib.Graph().parse(data=ntriples, format="nt")
+        cache.clear()
+        cache[digest] = shapes
+    return shapes
+
+
 def run_job(job: Job, shapes_cache: dict[str, rdflib.Graph]) -> Plan:
-    shapes = None
-    if job.shapes_digest is not None:
-        shapes = shapes_cache.get(job.shapes_digest)
-        if shapes is None:
-            shapes = rdflib.Graph().parse(data=job.shapes_ntriples, format="nt")
-            shapes_cache.clear()
-            shapes_cache[job.shapes_digest] = shapes
+    shapes = _shapes(job.shapes_digest, job.shapes_ntriples, shapes_cache)
     return rehearse(ox.Store(job.checkpoint), job.text, job.base_iri, shapes,
                     job.context_graphs)
+
+
+def parse_quads(data: bytes) -> list[ox.Quad]:
+    """N-Quads (or N-Triples) with their blank node labels kept."""
+    return list(ox.parse(data, format=ox.RdfFormat.N_QUADS, rename_blank_nodes=False))
+
+
+def nquads(quads: Iterable[ox.Quad]) -> bytes:
+    return ox.serialize(quads, format=ox.RdfFormat.N_QUADS) or b""
+
+
+def run_copy(job: CopyJob) -> Delta:
+    """Run the update on an in-memory copy; the delta of the store's own before/after (so a
+    literal the store canonicalises, e.g. "01"^^xsd:integer, is not seen as changed)."""
+    from kg.store import writes
+
+    store = ox.Store()
+    store.extend(parse_quads(job.quads))  # not Store.load: it renames blank nodes
+    for graph in job.graphs:
+        store.add_graph(ox.NamedNode(graph))
+    before = set(store)
+    writes._run(store, job.text, job.base_iri)
+    after = set(store)
+    return Delta(added=nquads(after - before), removed=nquads(before - after),
+                 graphs=sorted(g.value for g in store.named_graphs()
+                               if isinstance(g, ox.NamedNode)))
+
+
+def check_shapes(job: ShapesJob, shapes_cache: dict[str, rdflib.Graph]) -> None:
+    """kg.store.writes' rule on views the parent fetched: only new violations refuse."""
+    from kg.store import writes
+
+    shapes = _shapes(job.shapes_digest, job.shapes_ntriples, shapes_cache)
+    if shapes is None:
+        return
+
+    def triples(data: bytes) -> list[tuple[Any, Any, Any]]:
+        return [(q.subject, q.predicate, q.object) for q in parse_quads(data)]
+
+    context = triples(job.context)
+    after = writes._violations(writes.shacl_view(triples(job.after), (), context), shapes)
+    if after:
+        before = writes._violations(writes.shacl_view(triples(job.before), (), context), shapes)
+        _refuse_new(after, before)

@@ -5,6 +5,8 @@ first write, used by one writer at a time (the caller holds the store's write lo
 server thread only sends a job and waits on the pipe, so it holds the GIL for microseconds.
 A rehearsal that overruns its time limit is stopped by killing the child (replaced on the next
 write) — something a thread could not do — and a child that dies fails only that write.
+Embedded writes send a `Job` (rehearsal on a checkpoint); remote writes a `CopyJob` (the update
+on a copy of the fetched graphs) and then a `ShapesJob` (pySHACL), under one time limit.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 
 from kg import errors
 from kg.errors import BackendUnavailable, UpdateTimeout
-from kg.store.rehearsal import Job, Plan
+from kg.store.rehearsal import CopyJob, Delta, Job, Plan, ShapesJob
 
 log = logging.getLogger("kg.writes")
 
@@ -67,19 +69,40 @@ class Rehearser:
                 self._conn.close()
         self._process = self._conn = None
 
+    def ready(self) -> None:
+        """Start the child unless it runs, so that its start-up (pyshacl's import, seconds) is
+        not counted against a time limit measured by the caller."""
+        with self._lock:
+            self._start()
+
     def run(self, job: Job, timeout: float) -> Plan:
-        """The child's plan for `job`, or the client's error re-raised here."""
+        """The child's plan for `job` (an embedded store's write), or the client's error."""
+        plan: Plan = self._call(job, timeout, timeout)
+        return plan
+
+    def run_copy(self, job: CopyJob, timeout: float, limit: float) -> Delta:
+        """What a remote store's update changes on the copy in `job`, or the client's error."""
+        delta: Delta = self._call(job, timeout, limit)
+        return delta
+
+    def check_shapes(self, job: ShapesJob, timeout: float, limit: float) -> None:
+        """Nothing, or ShapeViolation if a remote store's write introduces violations."""
+        self._call(job, timeout, limit)
+
+    def _call(self, job: Job | CopyJob | ShapesJob, timeout: float, limit: float) -> Any:
+        """The child's answer to `job` within `timeout` s (what is left of the rehearsal's
+        `limit`, which the UpdateTimeout reports); past it the child is killed."""
+        if timeout <= 0:  # the limit ran out in the parent (a remote write's backend queries)
+            raise _timed_out(limit)
         with self._lock:
             conn = self._start()
             try:
                 conn.send(job)
                 if not conn.poll(timeout):
                     log.warning("write rehearsal exceeded %.0f s; rehearsal process killed",
-                                timeout)
+                                limit)
                     self.stop()
-                    raise UpdateTimeout(
-                        f"The update did not finish its rehearsal within {timeout:g} s and was "
-                        "stopped. Nothing was changed.", limit_seconds=timeout)
+                    raise _timed_out(limit)
                 reply = conn.recv()
             except (EOFError, OSError) as exc:
                 self.stop()
@@ -87,8 +110,7 @@ class Rehearser:
                     "The write rehearsal process stopped (memory limit exceeded?). Nothing was "
                     "changed.") from exc
         if reply[0] == "ok":
-            plan: Plan = reply[1]
-            return plan
+            return reply[1]
         if reply[0] == "error":
             _, name, detail, extra = reply
             cls = getattr(errors, name, None)
@@ -96,6 +118,12 @@ class Rehearser:
                 cls = errors.ClientError
             raise cls(detail, **extra)
         raise RuntimeError(f"the write rehearsal failed: {reply[1]}")
+
+
+def _timed_out(limit: float) -> UpdateTimeout:
+    return UpdateTimeout(
+        f"The update did not finish its rehearsal within {limit:g} s and was stopped. Nothing "
+        "was changed.", limit_seconds=limit)
 
 
 REHEARSER = Rehearser()

@@ -2,44 +2,71 @@
 touch, validate, then send the update with the default-graph sync and the version bump.
 
 The rules are kg.store.writes' (only violations the write introduces block it; a refused write
-changes nothing); what differs is where the data comes from:
+changes nothing; one writer per process, and a writer that waits more than KG_WRITE_WAIT for
+the one before it gets WritesBusy, 503); what differs is where the data comes from:
 1. the update's scope (kg.store.update_scope) names the graphs it can read or write; those
    that exist are fetched over the Graph Store protocol (all named graphs when the update
-   uses a graph variable; the merged default graph when it touches the default graph) into an
-   in-memory pyoxigraph store, where the update is rehearsed;
+   uses a graph variable; the merged default graph when it touches the default graph) and
+   sent as N-Quads to the rehearsal process (kg.store.rehearsal_process), which runs the
+   update on an in-memory copy and returns the delta;
 2. the nodes the write touches are validated as kg.store.writes.shacl_view describes: their
    statements in every named graph (one query per 200 IRIs) after the write's delta, the
-   `rdf:type` of what they point to, the ontology and vocabulary graphs;
+   `rdf:type` of what they point to, the ontology and vocabulary graphs — fetched here,
+   checked by pySHACL in the rehearsal process;
 3. one update request carries the client's operations, the operations that keep the merged
    default graph in step (written for the backend: on Virtuoso it is <base>graph/default) and
    the new dataset version, so all commit together or not at all.
+
+Why the rehearsal process: run in the server process, an update such as a cartesian COUNT ran
+forever in a thread (a thread cannot be stopped), held the write lock (every later write
+blocked) and the GIL. Now KG_REHEARSAL_TIMEOUT bounds steps 1–2 from the copy's arrival in
+the child to the end of the SHACL check (the backend queries between them included; fetching
+the copy is bounded by the HTTP time limit): past it the child is killed, UpdateTimeout (503),
+nothing was sent to the backend.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+import contextlib
+import time
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import pyoxigraph as ox
 import rdflib
 
-from kg.errors import NotFound, ShapeViolation
+from kg.errors import NotFound, WritesBusy
+from kg.sparql import guard
+from kg.store import rehearsal
+from kg.store.rehearsal_process import REHEARSER
 from kg.store.update_scope import Scope
 from kg.store.writes import (
-    MAX_REPORTED,
+    RETRY_AFTER,
     GraphName,
     WriteOutcome,
     _graph_label,
-    _key,
-    _run,
-    _summary,
-    _violations,
-    shacl_view,
+    _shapes_payload,
 )
 
 if TYPE_CHECKING:
     from kg.store.remote import RemoteStore
+
+Triple = tuple[Any, Any, Any]
+
+
+@contextlib.contextmanager
+def writer(store: RemoteStore) -> Iterator[None]:
+    """The store's write lock, waited for at most KG_WRITE_WAIT (then WritesBusy, 503 with
+    Retry-After, as kg.store.writes.transact): a writer never waits forever."""
+    wait = store.settings.write_wait
+    if not store.write_lock.acquire(timeout=wait):
+        raise WritesBusy(
+            f"Another write held the store for more than {wait:g} s. Nothing was changed; "
+            "retry later.", retry_after=RETRY_AFTER)
+    try:
+        yield
+    finally:
+        store.write_lock.release()
 
 
 def _fetch(store: RemoteStore, scope: Scope) -> tuple[list[ox.Quad], set[ox.NamedNode]]:
@@ -85,66 +112,97 @@ def sync_ops(added: Iterable[ox.Quad], removed: Iterable[ox.Quad],
     return " ;\n".join(ops)
 
 
-def _view(store: RemoteStore, described: list[ox.Quad], added: set[ox.Quad],
-          removed: set[ox.Quad], nodes: set[ox.NamedNode],
-          context_quads: list[ox.Quad]) -> rdflib.Graph:
-    """kg.store.writes.shacl_view from the backend's named graphs about `nodes`, after the
-    write's named-graph delta (the merge is the union of the named graphs)."""
+def _ntriples(triples: Iterable[Triple]) -> bytes:
+    return ox.serialize([ox.Triple(*t) for t in triples], format=ox.RdfFormat.N_TRIPLES) or b""
+
+
+def _statements(described: list[ox.Quad], added: set[ox.Quad], removed: set[ox.Quad],
+                nodes: set[ox.NamedNode]) -> set[Triple]:
+    """The statements about `nodes` in the backend's named graphs after the write's delta
+    (the merge is the union of the named graphs)."""
     quads = (set(described) - removed) | {q for q in added if q.subject in nodes}
-    statements = {(q.subject, q.predicate, q.object) for q in quads
-                  if isinstance(q.graph_name, ox.NamedNode)}
-    pointed = {o for _, _, o in statements if isinstance(o, ox.NamedNode)} - nodes
-    types = {(q.subject, q.predicate, q.object) for q in store.types_of(pointed, set())}
-    context = {(q.subject, q.predicate, q.object) for q in context_quads}
-    return shacl_view(statements, types, context)
+    return {(q.subject, q.predicate, q.object) for q in quads
+            if isinstance(q.graph_name, ox.NamedNode)}
+
+
+def _pointed(statements: set[Triple], nodes: set[ox.NamedNode]) -> set[ox.NamedNode]:
+    return {o for _, _, o in statements if isinstance(o, ox.NamedNode)} - nodes
+
+
+def _check_shapes(store: RemoteStore, shapes: rdflib.Graph, added: set[ox.Quad],
+                  removed: set[ox.Quad], context_graphs: list[GraphName], deadline: float,
+                  limit: float) -> None:
+    """kg.store.writes.shacl_view of the touched nodes after and before the write, fetched
+    from the backend here and judged by pySHACL in the rehearsal process by `deadline`."""
+    context = {(q.subject, q.predicate, q.object) for q in store.context_quads(context_graphs)}
+    nodes = {q.subject for q in added | removed if isinstance(q.subject, ox.NamedNode)}
+    described = store.describe(nodes)
+    after = _statements(described, added, removed, nodes)
+    before = _statements(described, set(), set(), nodes)
+    pointed_after, pointed_before = _pointed(after, nodes), _pointed(before, nodes)
+    types = [(q.subject, q.predicate, q.object)
+             for q in store.types_of(pointed_after | pointed_before, set())]
+    after |= {t for t in types if t[0] in pointed_after}
+    before |= {t for t in types if t[0] in pointed_before}
+    digest, shapes_text = _shapes_payload(shapes)
+    assert digest is not None and shapes_text is not None
+    job = rehearsal.ShapesJob(after=_ntriples(after), before=_ntriples(before),
+                              context=_ntriples(context), shapes_digest=digest,
+                              shapes_ntriples=shapes_text)
+    REHEARSER.check_shapes(job, deadline - time.monotonic(), limit)
+
+
+def _reads_or_writes_default(text: str, scope: Scope, delta: set[ox.Quad]) -> bool:
+    """Whether the update needs the merge as its default graph on Virtuoso: it changed the
+    default graph, or reads it without a USING clause of its own (Virtuoso's default-graph-uri
+    would override USING: the WHERE would see the merge, not the USING graphs)."""
+    if any(isinstance(q.graph_name, ox.DefaultGraph) for q in delta):
+        return True
+    using = any(t.kind == "word" and t.text.upper() == "USING"
+                for t in guard.tokenize(guard.decode_escapes(text)))
+    return scope.default and not using
 
 
 def transact(
     store: RemoteStore, text: str, *, base_iri: str, shapes: rdflib.Graph | None,
     context_graphs: list[GraphName], probe: GraphName | None, must_exist: bool, scope: Scope,
 ) -> WriteOutcome:
+    """Rehearse and validate `text` in the rehearsal process within KG_REHEARSAL_TIMEOUT, then
+    send it (see the module doc); the caller holds `writer(store)`."""
     existed = True
     if isinstance(probe, ox.NamedNode):
         existed = store.contains_graph(probe)
         if must_exist and not existed:
             raise NotFound(f"No graph <{probe.value}> in the store.")
     before_quads, before_graphs = _fetch(store, scope)
-    rehearsal = ox.Store()
-    rehearsal.extend(before_quads)
-    for graph in before_graphs:
-        rehearsal.add_graph(graph)
-    _run(rehearsal, text, base_iri)
-    before_set = set(before_quads)
-    after_quads = set(rehearsal.quads_for_pattern(None, None, None, None))
-    added, removed = after_quads - before_set, before_set - after_quads
-    after_graphs = {g for g in rehearsal.named_graphs() if isinstance(g, ox.NamedNode)}
+    job = rehearsal.CopyJob(quads=rehearsal.nquads(before_quads),
+                            graphs=sorted(g.value for g in before_graphs), text=text,
+                            base_iri=base_iri)
+    del before_quads
+    limit = store.settings.rehearsal_timeout
+    REHEARSER.ready()  # the child's start-up is not the update's time
+    deadline = time.monotonic() + limit
+    delta = REHEARSER.run_copy(job, limit, limit)
+    added = set(rehearsal.parse_quads(delta.added))
+    removed = set(rehearsal.parse_quads(delta.removed))
+    after_graphs = {ox.NamedNode(g) for g in delta.graphs}
     affected: set[GraphName] = {q.graph_name for q in added | removed}
     affected |= before_graphs ^ after_graphs
     if not affected:
         return WriteOutcome(existed=existed)
 
     if shapes is not None and (added or removed):
-        context_quads = store.context_quads(list(context_graphs))
-        nodes = {q.subject for q in added | removed if isinstance(q.subject, ox.NamedNode)}
-        described = store.describe(nodes)
-        after = _violations(_view(store, described, added, removed, nodes, context_quads), shapes)
-        if after:
-            before = _violations(_view(store, described, set(), set(), nodes, context_quads),
-                                 shapes)
-            new = Counter(map(_key, after)) - Counter(map(_key, before))
-            if new:
-                blocking = [r for r in after if _key(r) in new][:MAX_REPORTED]
-                raise ShapeViolation(
-                    _summary(blocking), violations=blocking, violation_count=sum(new.values()))
+        _check_shapes(store, shapes, added, removed, context_graphs, deadline, limit)
 
     version = store.next_version()
     parts = [text, sync_ops(added, removed, store.merge_graph), store.version_ops(version)]
-    if store.merge_graph is not None and scope.default:
+    reached = {g.value for g in before_graphs | after_graphs}  # for DROP ALL on Virtuoso
+    if store.merge_graph is not None and _reads_or_writes_default(text, scope, added | removed):
         # Virtuoso: a write to the (merge) default graph needs default-graph-uri, under which
         # GRAPH templates misbehave: two requests, so not atomic (README, Backends)
-        store.update(text, default_graph=True)
+        store.update(text, default_graph=True, graphs=reached)
         parts = parts[1:]
-    store.update("\n;\n".join(p for p in parts if p.strip()))
+    store.update("\n;\n".join(p for p in parts if p.strip()), graphs=reached)
     store._version = version
     return WriteOutcome(
         added=len(added), removed=len(removed),
