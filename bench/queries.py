@@ -2,10 +2,11 @@
 
 A template is a list of parts: URL-encoded text, ENTITY (an entity IRI taken in turn from a
 sample of the data) or NUMBER (a per-request counter, distinct across wrk threads). Cold
-requests vary a LIMIT or a trailing `VALUES` row, so the query text (and its meaning) differs on
-every request and no cache can serve it; warm requests repeat one fixed text. Every query is
-sent as GET `?query=` with an explicit BASE, since not every server resolves relative IRIs
-against the same base.
+requests vary a LIMIT or, for the competency queries, an always-true `FILTER(n > 0)` in the
+query's group (`cold_variant`), so the query text (and its algebra) differs on every request and
+no cache can serve it; warm requests repeat one fixed text. Every query is sent as GET
+`?query=` with an explicit BASE, since not every server resolves relative IRIs against the same
+base.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import re
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from kg.sparql import guard
 
 ENTITY = 1
 NUMBER = 2
@@ -110,8 +113,36 @@ def competency_queries(queries_dir: Path) -> dict[str, str]:
 
 
 def cold_variant(text: str) -> str:
-    """A semantically distinct twin: a trailing VALUES row on an unused variable."""
-    return text.rstrip() + "\nVALUES ?bench_cold { {n} }\n"
+    """A twin with the same answer and a text (and algebra) of its own per request: the
+    placeholder `{n}` (a number ≥ 1) in `FILTER({n} > 0)` at the start of the query's group.
+
+    Why not a trailing `VALUES ?unused { n }`: Virtuoso 7.2 refuses a VALUES variable the query
+    does not use (SQ200), and BIND of a fresh variable would add a column to `SELECT *`. A
+    FILTER holds for the whole group wherever it stands, and this one for every solution. The
+    group is the query's WHERE clause (after a CONSTRUCT template); a query without one gets a
+    trailing comment instead, which still changes the text."""
+    tokens = list(guard.tokenize(text))
+    braces = [i for i, t in enumerate(tokens) if t.kind == "punct" and t.text == "{"]
+    words = [t.text.upper() for t in tokens if t.kind == "word"]
+    form = next((w for w in words if w in ("SELECT", "CONSTRUCT", "DESCRIBE", "ASK")), None)
+    where = next((i for i, t in enumerate(tokens)
+                  if t.kind == "word" and t.text.upper() == "WHERE"), None)
+    if form == "CONSTRUCT" and where is not None:
+        braces = [i for i in braces if i > where]
+    elif form == "CONSTRUCT" and braces:  # CONSTRUCT { template } { group }
+        depth, end = 0, braces[0]
+        for end in range(braces[0], len(tokens)):
+            if tokens[end].kind == "punct" and tokens[end].text in "{}":
+                depth += 1 if tokens[end].text == "{" else -1
+                if depth == 0:
+                    break
+        braces = [i for i in braces if i > end]
+    elif form == "DESCRIBE" and where is None:
+        braces = []
+    if not braces:
+        return text.rstrip() + "\n# cold {n}\n"
+    cut = tokens[braces[0]].pos + 1
+    return f"{text[:cut]} FILTER({{n}} > 0){text[cut:]}"
 
 
 def build_kinds(base_iri: str, warm_entity: str, competency: dict[str, str]) -> list[QueryKind]:

@@ -1,0 +1,36 @@
+"""The benchmark's cold competency variants (bench.queries.cold_variant) answer what the queries
+answer, with a text of their own per request, so a cold row measures the same work uncached."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyoxigraph as ox
+import pytest
+from bench.queries import build_kinds, cold_variant
+
+from tests import test_competency_queries as competency
+from tests.server_process import BASE_IRI
+
+
+@pytest.fixture(scope="module")
+def store(real_store: Path) -> ox.Store:
+    return ox.Store.read_only(str(real_store))
+
+
+@pytest.mark.parametrize("query", competency.QUERIES, ids=lambda p: p.stem)
+def test_cold_variant_answers_the_expected_result(store: ox.Store, query: Path) -> None:
+    variant = cold_variant(query.read_text(encoding="utf-8"))
+    assert variant.count("{n}") == 1
+    texts = {variant.replace("{n}", str(n)) for n in (1000, 100_001_000)}
+    assert len(texts) == 2
+    for text in texts:
+        competency._compare(query, competency._run_direct(store, text))
+
+
+def test_cold_templates_differ_per_request() -> None:
+    texts = {p.stem: p.read_text(encoding="utf-8") for p in competency.QUERIES}
+    kind = next(k for k in build_kinds(BASE_IRI, f"{BASE_IRI}id/x", texts)
+                if k.name == "competency")
+    for template in kind.cold:
+        assert template.render("", 1) != template.render("", 2)
