@@ -1,16 +1,37 @@
-"""Shared fixtures: a sample on-disk store and real uvicorn servers over it."""
+"""Shared fixtures: a sample on-disk store and real uvicorn servers over it.
+
+`pytest --backend=oxigraph|virtuoso` (or KG_TEST_BACKEND) runs every service over that remote
+backend instead of the embedded store (tests/server_process.py starts and fills one backend
+server per service). In such a run:
+- tests that drive no service (they use none of the server fixtures and their module uses
+  neither start_server nor remote_servers.opened_store) are deselected: the backend cannot
+  change them, the default run has them;
+  so are tests/test_remote_*.py, which start the remote backends they test themselves;
+- `@pytest.mark.embedded_only("reason")` tests are skipped with their reason (reported by -ra);
+- `@pytest.mark.backend_xfail("virtuoso", reason="…")` tests are strict xfails on the named
+  backends: a documented backend difference (README, Backends) that must keep showing.
+"""
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.server_process import ServerProcess, make_sample_store, start_server
+from tests.server_process import (
+    BACKENDS,
+    ServerProcess,
+    backend_name,
+    make_sample_store,
+    start_server,
+)
 
 WRITE_TOKEN = "test-secret-token"
+SERVICE_FIXTURES = {"server", "writable_server", "real_server", "wb"}  # wb: workbench_support
+OWN_BACKENDS = "test_remote_"  # tests/test_remote_*.py start the remote servers they test
 
 
 @pytest.fixture(scope="session")
@@ -47,6 +68,70 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="rewrite queries/expected/* from the current build instead of comparing",
     )
+    parser.addoption(
+        "--backend",
+        choices=BACKENDS,
+        default=None,
+        help="the store the service tests run over (default: $KG_TEST_BACKEND or embedded)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "embedded_only(reason): the test is about the embedded store; skipped with "
+        "the reason when the services run over a remote backend (--backend)")
+    config.addinivalue_line(
+        "markers", "backend_xfail(*backends, reason): a documented difference of these remote "
+        "backends (README, Backends): strict xfail there")
+    chosen = config.getoption("--backend")
+    if chosen:
+        os.environ["KG_TEST_BACKEND"] = chosen  # read by start_server, here and in subprocesses
+    name = backend_name()
+    if name != "embedded":
+        from tests.remote_servers import OXIGRAPH, VIRTUOSO
+
+        if not (OXIGRAPH if name == "oxigraph" else VIRTUOSO):
+            raise pytest.UsageError(f"--backend={name}: its server is not installed "
+                                    "(oxigraph: the test extra; virtuoso: "
+                                    "scripts/install_virtuoso.sh)")
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"kg service backend: {backend_name()}"
+
+
+def _drives_service(item: pytest.Item) -> bool:
+    """Whether the test runs a service or a store (so the backend can change its outcome)."""
+    if SERVICE_FIXTURES & set(getattr(item, "fixturenames", ())):
+        return True
+    from tests.remote_servers import opened_store
+
+    module = getattr(item, "module", None)
+    return module is not None and (getattr(module, "start_server", None) is start_server
+                                   or getattr(module, "opened_store", None) is opened_store)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    name = backend_name()
+    if name == "embedded":
+        return
+    kept, dropped = [], []
+    for item in items:
+        if item.path.name.startswith(OWN_BACKENDS) or not _drives_service(item):
+            dropped.append(item)
+            continue
+        kept.append(item)
+        only = item.get_closest_marker("embedded_only")
+        if only is not None:
+            reason = only.args[0] if only.args else only.kwargs.get("reason", "")
+            item.add_marker(pytest.mark.skip(reason=f"embedded store only: {reason}"))
+        for differs in item.iter_markers("backend_xfail"):
+            if name in differs.args:
+                item.add_marker(pytest.mark.xfail(
+                    reason=f"{name}: {differs.kwargs['reason']}", strict=True))
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,6 @@
-"""Real SPARQL servers for tests/test_remote_*.py: `oxigraph serve` and Virtuoso, on free ports.
+"""Real SPARQL servers for tests/test_remote_*.py and for the service tests' remote runs
+(`pytest --backend=oxigraph|virtuoso`, tests/server_process.py): `oxigraph serve` and Virtuoso,
+on free ports.
 
 Each server gets a temporary database and is stopped by the test that started it. Start-up waits
 for the server to answer a query (no blind sleep). Virtuoso comes from Debian's
@@ -8,15 +10,21 @@ through isql so the unauthenticated /sparql endpoint accepts updates and Graph S
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from tests.server_process import free_port
+
+if TYPE_CHECKING:
+    from kg.config import Settings
 
 VIRTUOSO = shutil.which("virtuoso-t")
 ISQL = shutil.which("isql-vt") or shutil.which("isql")
@@ -177,3 +185,96 @@ def start_virtuoso(workdir: Path) -> Backend:
          "GRANT EXECUTE ON DB.DBA.SPARQL_DELETE_DICT_CONTENT TO \"SPARQL\"; "
          "DB.DBA.RDF_DEFAULT_USER_PERMS_SET ('nobody', 7);")
     return backend
+
+
+def start_backend(name: str, workdir: Path) -> Backend:
+    """A fresh, empty backend server of kind `name` ("oxigraph" or "virtuoso")."""
+    if name == "oxigraph":
+        return start_oxigraph(workdir)
+    if name == "virtuoso":
+        return start_virtuoso(workdir)
+    raise ValueError(f"no remote backend named {name!r}")
+
+
+def publish(backend: Backend, store: Path, base_iri: str) -> None:
+    """Copy the on-disk `store` into `backend` with kg.store.publish (what `kg publish` runs) and
+    require its verification to pass."""
+    import pyoxigraph as ox
+
+    from kg.config import Settings
+    from kg.store.publish import publish as run_publish
+    from kg.store.remote import RemoteStore
+
+    env = backend.env
+    settings = Settings(
+        store_path=store, base_iri=base_iri, store_url=env["KG_STORE_URL"],
+        store_update_url=env["KG_STORE_UPDATE_URL"], store_gsp_url=env["KG_STORE_GSP_URL"],
+        store_dialect=env.get("KG_STORE_DIALECT", "auto"))
+    remote = RemoteStore(settings)
+    source = ox.Store.read_only(str(store))
+    try:
+        report = run_publish(source, remote)
+    finally:
+        remote.close()
+        del source
+    # as `kg publish` exits 0: every count as predicted (Virtuoso merges value-equal
+    # literals, README, Backends) and nothing else found
+    if not report.ok:
+        raise RuntimeError(f"publish to {backend.name} not verified: unexplained "
+                           f"{report.unexplained}, problems {report.problems}")
+
+
+def start_published(name: str, store: Path, base_iri: str, workdir: Path) -> Backend:
+    """A fresh backend holding a copy of `store` (the service tests' remote mode)."""
+    backend = start_backend(name, workdir)
+    try:
+        publish(backend, store, base_iri)
+    except BaseException:
+        backend.stop()
+        raise
+    return backend
+
+
+@contextlib.contextmanager
+def opened_store(settings: Settings, workdir: Path) -> Iterator[Any]:
+    """The kg.store.base.Store the session's backend gives for `settings.store_path`: the
+    embedded store on it, or a RemoteStore over a fresh backend holding a copy of it (for
+    tests that drive the store without a service, e.g. tests/test_update_writes.py)."""
+    from tests.server_process import backend_name
+
+    name = backend_name()
+    if name == "embedded":
+        from kg.store.embedded import EmbeddedStore
+
+        store: Any = EmbeddedStore(settings.store_path)
+        try:
+            yield store
+        finally:
+            store.close()
+        return
+    from kg.store.remote import RemoteStore
+
+    backend = start_published(name, settings.store_path, settings.base_iri, workdir)
+    env = backend.env
+    store = RemoteStore(settings.model_copy(update={
+        "store_url": env["KG_STORE_URL"], "store_update_url": env["KG_STORE_UPDATE_URL"],
+        "store_gsp_url": env["KG_STORE_GSP_URL"],
+        "store_dialect": env.get("KG_STORE_DIALECT", "auto")}))
+    store.poll_version()
+    try:
+        yield store
+    finally:
+        store.close()
+        backend.stop()
+
+
+def every_quad(store: Any) -> set[Any]:
+    """All quads of a kg store, embedded or remote (the service's graphs only)."""
+    import pyoxigraph as ox
+
+    if store.kind == "embedded":
+        return set(store.raw.quads_for_pattern(None, None, None, None))
+    quads = set(store.graph_quads(ox.DefaultGraph()))
+    for name in store.named_graphs():
+        quads |= set(store.graph_quads(ox.NamedNode(name)))
+    return quads

@@ -1,4 +1,12 @@
-"""Start a real uvicorn server on a free loopback port, in its own process, for real clients."""
+"""Start a real uvicorn server on a free loopback port, in its own process, for real clients.
+
+The backend the service runs over is chosen by KG_TEST_BACKEND (or `pytest --backend`, which
+sets it): `embedded` (default) serves the on-disk store directly; `oxigraph` or `virtuoso`
+starts a fresh backend server for every service (tests/remote_servers.py), publishes the store
+into it (kg.store.publish, what `kg publish` runs) and points the service at it with
+KG_STORE_URL, so writes never leak from one service to another. A service started with its own
+KG_STORE_URL (tests/test_remote_*.py) is left as it is.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +14,12 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pyoxigraph as ox
@@ -17,8 +27,24 @@ import pyoxigraph as ox
 from kg import paths
 from kg.store import default_graph
 
+if TYPE_CHECKING:
+    from tests.remote_servers import Backend
+
+BACKENDS = ("embedded", "oxigraph", "virtuoso")
 BASE_IRI = "http://localhost:8000/"
 SAMPLE = Path(__file__).parent / "fixtures" / "sample.trig"
+
+
+def backend_name() -> str:
+    """The backend services run over in this test session (KG_TEST_BACKEND)."""
+    name = os.environ.get("KG_TEST_BACKEND") or "embedded"
+    if name not in BACKENDS:
+        raise ValueError(f"KG_TEST_BACKEND={name!r}: expected one of {', '.join(BACKENDS)}")
+    return name
+
+
+def remote() -> bool:
+    return backend_name() != "embedded"
 
 
 def free_port() -> int:
@@ -55,6 +81,7 @@ class ServerProcess:
     url: str
     process: subprocess.Popen[bytes]
     log_path: Path
+    backend: Backend | None = None  # the remote server started for this service, if any
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -64,13 +91,34 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        if self.backend is not None:
+            self.backend.stop()
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
 
 def start_server(store_path: Path, log_dir: Path, **env: str) -> ServerProcess:
-    """Start the service on `store_path`; waits until /healthz answers (no blind sleep)."""
+    """Start the service on `store_path` (over a fresh remote backend holding a copy of it when
+    KG_TEST_BACKEND names one); waits until /healthz answers (no blind sleep)."""
+    backend = None
+    if remote() and "KG_STORE_URL" not in env:
+        from tests.remote_servers import start_published
+
+        log_dir.mkdir(parents=True, exist_ok=True)
+        backend = start_published(backend_name(), store_path, env.get("KG_BASE_IRI", BASE_IRI),
+                                  Path(tempfile.mkdtemp(prefix=f"{backend_name()}-", dir=log_dir)))
+        env = {**backend.env, **env}
+    try:
+        return _start(store_path, log_dir, backend, env)
+    except BaseException:
+        if backend is not None:
+            backend.stop()
+        raise
+
+
+def _start(store_path: Path, log_dir: Path, backend: Backend | None,
+           env: dict[str, str]) -> ServerProcess:
     port = free_port()
     environment = {
         **os.environ,
@@ -94,10 +142,16 @@ def start_server(store_path: Path, log_dir: Path, **env: str) -> ServerProcess:
         if process.poll() is not None:
             raise RuntimeError(f"server exited early:\n{log_path.read_text()}")
         try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return ServerProcess(url, process, log_path)
+            health = httpx.get(f"{url}/healthz", timeout=1)
         except httpx.HTTPError:
-            pass
+            health = None
+        if health is not None and health.status_code == 200:
+            kind = health.json().get("backend")
+            # the service runs over the backend the session asked for, not beside it
+            if kind != ("remote" if "KG_STORE_URL" in env else "embedded"):
+                process.kill()
+                raise RuntimeError(f"the service runs over a {kind} store")
+            return ServerProcess(url, process, log_path, backend)
         time.sleep(0.1)
     process.kill()
     raise RuntimeError(f"server did not start:\n{log_path.read_text()}")

@@ -17,6 +17,9 @@ from kg.store import backup as backups
 from tests.reliability_support import fingerprint, store_quads
 from tests.server_process import BASE_IRI, make_sample_store, start_server
 
+pytestmark = pytest.mark.embedded_only(
+    "kg backup/restore copy the on-disk store; a remote backend is backed up by its own tools")
+
 TOKEN = "backup-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 

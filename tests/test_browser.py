@@ -24,6 +24,9 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 TIMEOUT_MS = 15_000
 QUOTE = "Strategic Partnership Agreement of'17 July 2018"  # tests/fixtures/sample.trig
+pytestmark = pytest.mark.embedded_only(
+    "rendering only (~50 s): the pages and feeds the browser loads are tested over every "
+    "backend by test_pages.py, test_workbench_routes.py and test_linked_data.py")
 
 if os.environ.get("KG_SKIP_BROWSER") == "1":
     pytest.skip("KG_SKIP_BROWSER=1: browser tests skipped on request", allow_module_level=True)

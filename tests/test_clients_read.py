@@ -52,6 +52,9 @@ def test_sparqlstore_ask_and_construct(server: ServerProcess, method: str) -> No
 
 
 @pytest.mark.parametrize("fmt", ["xml", "json"])
+@pytest.mark.backend_xfail(
+    "virtuoso", reason="rdflib's SPARQLStore.contexts() asks `GRAPH ?name {}`, which Virtuoso "
+    "7.2 answers with no rows (README, Backends)")
 def test_sparqlstore_len_contexts_and_triples(server: ServerProcess, fmt: str) -> None:
     store = sparql_store(server, "GET", fmt)
     dataset = Dataset(store)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import psutil
+import pytest
 
 from tests.build_fixtures import BASE as MINI_BASE
 from tests.build_fixtures import make_layout
@@ -91,7 +92,9 @@ def test_sigkill_during_updates_loses_no_acknowledged_write(
     reap(tree)  # the forkserver and query workers it left behind
     assert len(acknowledged) >= 15
 
-    restarted = start_server(store, tmp_path / "logs")  # opens cleanly (start waits for health)
+    # opens cleanly (start waits for health); over a remote backend, the same backend again
+    restarted = start_server(store, tmp_path / "logs",
+                             **(server.backend.env if server.backend else {}))
     try:
         found = _present(restarted.url)
         for i in acknowledged:
@@ -102,6 +105,7 @@ def test_sigkill_during_updates_loses_no_acknowledged_write(
         assert set(found) <= set(attempted)
     finally:
         restarted.stop()
+        server.stop()  # the killed service's backend, if any
 
 
 def _workers(server_pid: int) -> list[psutil.Process]:
@@ -125,6 +129,8 @@ def _busiest(processes: list[psutil.Process], within: float = 20.0) -> psutil.Pr
     raise AssertionError("no worker started running the query")
 
 
+@pytest.mark.embedded_only("kills a query worker process: over a remote store queries run "
+                           "on the backend (its down-and-back test: test_remote_backends.py)")
 def test_worker_killed_mid_query(sample_store: Path, tmp_path: Path) -> None:
     store = tmp_path / "store"
     shutil.copytree(sample_store, store)
@@ -196,6 +202,7 @@ def _build(home: Path, var: Path, preexec: Callable[[], None] | None = None
                           preexec_fn=preexec)
 
 
+@pytest.mark.embedded_only("kg build writes the on-disk store; no service runs")
 def test_disk_full_during_build_keeps_the_previous_store(tmp_path: Path) -> None:
     home = make_layout(tmp_path / "home").root
     with small_disk(tmp_path / "disk") as fill:

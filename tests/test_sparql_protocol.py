@@ -264,6 +264,9 @@ def test_ten_megabyte_query_is_413(server: ServerProcess) -> None:
     assert count(server) > 0
 
 
+@pytest.mark.backend_xfail(
+    "virtuoso", reason="Virtuoso computes a result before its first byte: 495M rows run into "
+    "the time limit (503) before the service can count past the row cap (422)")
 def test_cartesian_product_hits_the_row_cap(server: ServerProcess) -> None:
     # the 422 row cap holds for complete results (XML, graphs); streamed SELECT results
     # (JSON, CSV, TSV) have their own cap, see tests/test_streaming.py
@@ -346,6 +349,9 @@ def test_service_and_load_to_loopback_refused_nothing_fetched(
     assert _Recorder.hits == []
 
 
+@pytest.mark.backend_xfail(
+    "virtuoso", reason="the backend runs SERVICE; Virtuoso 7.2's client (SPARQL_REXEC) refuses "
+    "a SPARQL JSON answer ('unsupported Content-Type'), so the call fails (502)")
 def test_allow_listed_service_is_called(strict_server: ServerProcess, remote: str) -> None:
     _Recorder.hits.clear()
     refused = httpx.get(endpoint(strict_server), params={

@@ -19,6 +19,10 @@ PAIRS = "SELECT ?a ?d WHERE { ?a ?b ?c . ?d ?e ?f }"  # 791² rows on the sample
 PRODUCT = "SELECT * WHERE { ?a ?b ?c . ?d ?e ?f . ?g ?h ?i }"
 COUNT = "SELECT (COUNT(*) AS ?n) WHERE { ?s ?p ?o }"
 BYTE_CAP = 1_000_000  # KG_MAX_RESULT_BYTES of `capped_server`; the first chunk is 256 KB
+# PRODUCT has 495M rows: the embedded store and Oxigraph server send its first rows at once
+WHOLE_RESULT_FIRST = pytest.mark.backend_xfail(
+    "virtuoso", reason="Virtuoso computes a result before its first byte: PRODUCT runs into the "
+    "time limit (503) before anything can be streamed")
 
 
 def sparql(server: ServerProcess) -> str:
@@ -94,6 +98,7 @@ def test_small_results_are_not_streamed(server: ServerProcess) -> None:
     assert r.status_code == 200 and int(r.headers["content-length"]) == len(r.content)
 
 
+@WHOLE_RESULT_FIRST
 def test_head_of_a_large_result_frees_its_worker(server: ServerProcess) -> None:
     for _ in range(3):  # more than the two workers: a leaked worker would starve the pool
         r = httpx.head(sparql(server), params={"query": PRODUCT},
@@ -102,6 +107,7 @@ def test_head_of_a_large_result_frees_its_worker(server: ServerProcess) -> None:
     assert answers(server)
 
 
+@WHOLE_RESULT_FIRST
 def test_a_client_leaving_mid_stream_frees_its_worker(server: ServerProcess) -> None:
     for _ in range(3):
         with httpx.stream("GET", sparql(server), params={"query": PRODUCT},
@@ -112,6 +118,7 @@ def test_a_client_leaving_mid_stream_frees_its_worker(server: ServerProcess) -> 
     assert answers(server)
 
 
+@WHOLE_RESULT_FIRST
 def test_byte_cap_cuts_a_streamed_response(capped_server: ServerProcess) -> None:
     before = aborts(capped_server)
     received = io.BytesIO()
@@ -127,6 +134,7 @@ def test_byte_cap_cuts_a_streamed_response(capped_server: ServerProcess) -> None
     assert answers(capped_server)
 
 
+@WHOLE_RESULT_FIRST
 def test_cut_json_is_malformed(capped_server: ServerProcess) -> None:
     received = io.BytesIO()
     with pytest.raises(httpx.RemoteProtocolError), httpx.stream(

@@ -43,7 +43,9 @@ def _int(term: object) -> int:
 def _compute(state: AppState, version: int) -> DatasetStats:
     """All the counting queries, in one thread (pyoxigraph iterators are thread-bound)."""
     store, base = state.store, state.settings.base_iri
-    graphs = {r["g"].value: _int(r["triples"]) for r in select(store, "graph_sizes", base)}
+    listed = set(store.named_graphs())  # a remote store's own graphs (graph/meta) are not
+    graphs = {r["g"].value: _int(r["triples"]) for r in select(store, "graph_sizes", base)
+              if r["g"].value in listed}
     totals = select(store, "dataset_totals", base, uriSpace=ox.Literal(base + "id/"))
     total = totals[0] if totals else {}
     meta = select(store, "dataset_metadata", base, ontology=ox.NamedNode(base + "ontology"))

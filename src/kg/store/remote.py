@@ -35,12 +35,15 @@ How the service's guarantees carry over (README, Backends):
 from __future__ import annotations
 
 import asyncio
+import functools
+import itertools
 import logging
 import shutil
 import tempfile
 import threading
 import time
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,6 +58,9 @@ from kg.errors import (
     KgError,
     QueryTimeout,
 )
+from kg.sparql.negotiation import BY_KEY
+from kg.sparql.streaming import StreamedResult
+from kg.sparql.worker import STREAM_FORMATS
 from kg.store import remote_results, remote_union, sparql_text
 from kg.store.base import GraphName, QueryJob, QueryResult, Row, Term, rows_of
 from kg.store.update_scope import update_scope
@@ -70,6 +76,7 @@ log = logging.getLogger("kg.store.remote")
 RESULTS_JSON = "application/sparql-results+json"
 GRAPH_ACCEPT = "application/n-triples, text/turtle;q=0.9"
 HEALTH_TIMEOUT = 5.0
+QUERY_THREADS = 16  # protocol queries one service process runs on the backend at once
 SYSTEM_GRAPHS = (  # Virtuoso's own graphs, never part of the dataset
     "http://www.openlinksw.com/", "http://www.w3.org/ns/ldp#", "http://localuriqaserver/",
     "virtrdf", "http://localhost:8890/",
@@ -238,22 +245,34 @@ class RemoteStore:
         return response
 
     def dataset_params(self, default_graph: list[str] | None = None,
-                       named_graphs: list[str] | None = None) -> list[tuple[str, str]]:
-        """Protocol dataset parameters: the client's, or the project's default on Virtuoso."""
+                       named_graphs: list[str] | None = None,
+                       query: str | None = None) -> list[tuple[str, str]]:
+        """Protocol dataset parameters: the client's, or the project's default on Virtuoso.
+
+        The project's named graphs there also list every graph `query` names after GRAPH:
+        under a dataset, Virtuoso 7.2 takes `GRAPH <g> { … }` for a graph outside it as a
+        match when nothing bound inside is projected (`ASK { GRAPH <g> { ?s ?p "x" } }` is
+        true), whereas for a graph in the dataset that holds no match it answers rightly
+        (nothing). Naming a graph that does not exist adds no data."""
         if default_graph is not None or named_graphs is not None:
             return ([("default-graph-uri", g) for g in default_graph or []]
                     + [("named-graph-uri", g) for g in named_graphs or []])
         merge = self.merge_graph
         if merge is None:
             return []
+        graphs = set(self.named_graphs())
+        if query is not None and "graph" in query.lower():
+            graphs |= {g for g in update_scope(query, self.base).graphs
+                       if g != merge.value and g != self.meta_graph.value
+                       and not g.startswith(SYSTEM_GRAPHS)}
         return [("default-graph-uri", merge.value)] + [
-            ("named-graph-uri", g) for g in self.named_graphs()]
+            ("named-graph-uri", g) for g in sorted(graphs)]
 
     def _select(self, text: str, *, dataset: bool = True, union: bool = False,
                 timeout: float | None = None) -> list[Row]:
         data: list[tuple[str, str]] = [("query", sparql_text.with_base(text, self.base))]
         if dataset:
-            data += self.dataset_params()
+            data += self.dataset_params(query=text)
         if union and self.dialect == "oxigraph":
             data.append(("union-default-graph", ""))
         response = self._request("POST", self.urls.query, data=form_data(data),
@@ -273,15 +292,20 @@ class RemoteStore:
                             timeout=timeout)
         return bool(rows)
 
-    def update(self, text: str, *, default_graph: bool = False) -> None:
+    def update(self, text: str, *, default_graph: bool = False,
+               graphs: Iterable[str] | None = None) -> None:
         """Send one update request; its operations commit together on both backends.
 
         `default_graph`: the text writes the default graph, which on Virtuoso is the merge
         graph, named with `default-graph-uri` (which also breaks DELETE templates with GRAPH
-        there, so only such requests carry it)."""
+        there, so only such requests carry it). `graphs`: the named graphs `DROP ALL` and the
+        like reach (default: those the backend holds now), spelt out for Virtuoso."""
         merge = self.merge_graph
-        data = [("update", sparql_text.with_base(
-            sparql_text.silenced(text) if merge is not None else text, self.base))]
+        if merge is not None:  # Virtuoso (see the sparql_text functions)
+            listed = sorted(graphs) if graphs is not None else self.named_graphs()
+            text = sparql_text.bnode_insert_data(sparql_text.explicit_graphs(
+                sparql_text.silenced(text), listed, merge.value))
+        data = [("update", sparql_text.with_base(text, self.base))]
         if merge is not None and default_graph:
             data.append(("default-graph-uri", merge.value))
         response = self._request("POST", self.urls.update, data=form_data(data))
@@ -337,7 +361,8 @@ class RemoteStore:
         return self._ask(f"GRAPH {graph} {{ ?s ?p ?o }}", dataset=False)
 
     def named_graphs(self) -> list[str]:
-        """The project's named graphs (not Virtuoso's system graphs nor the merge graph)."""
+        """The project's named graphs: not Virtuoso's system graphs, the merge graph nor the
+        service's own version graph (graph/meta), as the embedded store has none of them."""
         cached = self._graphs_cache
         if cached and cached[0] == self._version:
             return cached[1]
@@ -349,7 +374,8 @@ class RemoteStore:
         graphs = sorted(
             r["g"].value for r in rows
             if isinstance(r.get("g"), ox.NamedNode) and not r["g"].value.startswith(SYSTEM_GRAPHS)
-            and (merge is None or r["g"].value != merge.value))
+            and (merge is None or r["g"].value != merge.value)
+            and r["g"].value != self.meta_graph.value)
         self._graphs_cache = (self._version, graphs)
         return graphs
 
@@ -439,7 +465,7 @@ class RemoteStore:
     ) -> WriteOutcome:
         from kg.store import remote_writes
 
-        with self.write_lock:
+        with remote_writes.writer(self):  # waits at most KG_WRITE_WAIT, then WritesBusy (503)
             return remote_writes.transact(
                 self, text, base_iri=base_iri, shapes=shapes,
                 context_graphs=list(context_graphs), probe=probe, must_exist=must_exist,
@@ -452,64 +478,106 @@ TYPES_GRAPH = ox.NamedNode("urn:kg:remote-types")
 
 
 class RemoteRunner:
-    """Protocol queries over HTTP, within the time limit; results re-serialised locally."""
+    """Protocol queries over HTTP, within the time limit; each answer is parsed as it arrives and
+    re-serialised locally (kg.store.remote_results), in a thread of its own, so a large SELECT
+    streams and the caps hold as over the embedded store."""
 
     def __init__(self, store: RemoteStore, settings: Settings) -> None:
         self.store = store
         self.settings = settings
         self.timeouts = 0
-        self.client: httpx.AsyncClient | None = None
+        self.client: httpx.Client | None = None
+        self._threads = ThreadPoolExecutor(max_workers=QUERY_THREADS,
+                                           thread_name_prefix="kg-remote-query")
         self._spool_dir = Path(tempfile.mkdtemp(prefix="kg-remote-spool-"))
+        self._seq = itertools.count()
+        self._running: set[threading.Event] = set()  # the cancel flags of running queries
 
     async def start(self) -> None:
-        self.client = httpx.AsyncClient(auth=self.store.auth)
+        self.client = httpx.Client(auth=self.store.auth, limits=httpx.Limits(
+            max_connections=QUERY_THREADS, max_keepalive_connections=QUERY_THREADS))
         await asyncio.to_thread(self.store.start)
 
     async def refresh(self) -> None:
         """Nothing to do: the backend has the write already."""
 
     async def close(self) -> None:
+        for cancel in list(self._running):  # running queries stop at their next read
+            cancel.set()
+        self._threads.shutdown(wait=False, cancel_futures=True)
         if self.client is not None:
-            await self.client.aclose()
+            self.client.close()
         shutil.rmtree(self._spool_dir, ignore_errors=True)
 
     async def execute(self, job: QueryJob) -> QueryResult:
+        """A complete result, or (a large SELECT in JSON, CSV or TSV, when KG_STREAM_RESULTS) a
+        StreamedResult followed while the backend's answer is still being converted."""
         started = time.monotonic()
-        limit = self.settings.query_timeout
+        deadline = started + self.settings.query_timeout
         assert self.client is not None
         form = sparql_text.query_form(job.query)
         dataset = await asyncio.to_thread(
-            self.store.dataset_params, job.default_graph, job.named_graphs)
-        data = [("query", sparql_text.with_base(job.query, self.settings.base_iri)), *dataset]
+            self.store.dataset_params, job.default_graph, job.named_graphs, job.query)
+        sent = sparql_text.with_base(job.query, self.settings.base_iri)
+        data = [("query", sent), *dataset]
         if (self.settings.union_default_graph and self.store.dialect == "oxigraph"
                 and job.default_graph is None and job.named_graphs is None):
             data.append(("union-default-graph", ""))
         accept = RESULTS_JSON if form in ("SELECT", "ASK") else GRAPH_ACCEPT
-        spool = self._spool_dir / f"{started:.6f}-{id(job)}"
+        stream = (self.settings.stream_results and form == "SELECT"
+                  and job.format in STREAM_FORMATS)
+        path = str(self._spool_dir / f"q{next(self._seq)}")
+        loop = asyncio.get_running_loop()
+        spilled: asyncio.Future[None] = loop.create_future()
+        cancel = threading.Event()
+        self._running.add(cancel)
+
+        def notify() -> None:  # in the query's thread
+            loop.call_soon_threadsafe(lambda: spilled.done() or spilled.set_result(None))
+
+        work = loop.run_in_executor(self._threads, functools.partial(
+            remote_results.produce, self.client, self.store.urls.query, job.query,
+            form_data(data), accept, form, job.format, self.settings, path, deadline, cancel,
+            notify if stream else None, self.store.dialect == "virtuoso" and
+            accept == RESULTS_JSON, len(sent) - len(job.query)))
+
+        def done(future: asyncio.Future[Any]) -> None:
+            self._running.discard(cancel)
+            if not future.cancelled():
+                future.exception()  # seen here when no one awaits it any more (client gone)
+
+        work.add_done_callback(done)
         try:
-            remaining = max(limit - (time.monotonic() - started), 0.001)
-            async with self.client.stream(
-                "POST", self.store.urls.query, data=form_data(data),
-                headers={"Accept": accept}, timeout=remaining,
-            ) as response:
-                if response.status_code >= 400:
-                    body = (await response.aread()).decode("utf-8", "replace")[:1000]
-                    remote_results.raise_for(response.status_code, body)
-                media = _media(response)
-                size = await remote_results.download(
-                    response, spool, started + limit,
-                    fix_bnodes=self.store.dialect == "virtuoso" and accept == RESULTS_JSON)
-        except (httpx.TimeoutException, TimeoutError):
+            await asyncio.wait((work, spilled), return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:  # the client left before the status was known
+            cancel.set()
+            raise
+        if not work.done():  # the first bytes are in the file: stream it while it grows
+            final = loop.create_task(self._follow(work, cancel))
+            # cancelled (client gone, HEAD) even before it ran: stop reading the backend
+            final.add_done_callback(lambda task: task.cancelled() and cancel.set())
+            return StreamedResult(
+                format=BY_KEY[job.format], rows=0, size=0, path=path,
+                elapsed=time.monotonic() - started, final=final)
+        spilled.cancel()
+        try:
+            fmt, rows, meta = work.result()
+        except QueryTimeout:
             self.timeouts += 1
-            spool.unlink(missing_ok=True)
-            raise QueryTimeout(
-                f"The query exceeded the {limit:g} s time limit and was stopped. Narrow it "
-                "(LIMIT, more specific patterns) or avoid sorting large results.",
-                limit_seconds=limit,
-            ) from None
-        except httpx.HTTPError as exc:
-            spool.unlink(missing_ok=True)
-            raise BackendUnavailable(f"The SPARQL backend is unreachable: {exc!r}") from exc
-        return await asyncio.to_thread(
-            remote_results.reserialize, spool, media, size, form, job.format, self.settings,
-            started)
+            raise
+        return QueryResult(format=BY_KEY[fmt], rows=rows, size=meta["size"],
+                           inline=meta["inline"], path=meta["path"],
+                           elapsed=time.monotonic() - started)
+
+    async def _follow(self, work: asyncio.Future[tuple[str, int, dict[str, Any]]],
+                      cancel: threading.Event) -> dict[str, Any]:
+        """The end of a streamed result: its final size, or the typed error that cut it."""
+        try:
+            _, rows, meta = await work
+        except asyncio.CancelledError:  # the client left, or HEAD: stop reading the backend
+            cancel.set()
+            raise
+        except QueryTimeout:
+            self.timeouts += 1
+            raise
+        return {"rows": rows, "size": meta["size"]}

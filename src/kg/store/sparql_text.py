@@ -32,8 +32,14 @@ def with_base(text: str, base_iri: str) -> str:
 
 
 def query_form(text: str) -> str:
-    """SELECT, CONSTRUCT, DESCRIBE or ASK (SELECT when it cannot tell)."""
-    form = guard.analyse(text).form if text.strip() else None
+    """SELECT, CONSTRUCT, DESCRIBE or ASK (SELECT when it cannot tell). Classification only:
+    the route has guarded the text with the service's allow-lists already (guard.analyse with
+    none would refuse an allow-listed SERVICE here)."""
+    form = None
+    for view in (text, guard.decode_escapes(text)):
+        form = guard._classify(list(guard.tokenize(view))).form
+        if form is not None:
+            break
     return form if form in ("SELECT", "CONSTRUCT", "DESCRIBE", "ASK") else "SELECT"
 
 
@@ -97,3 +103,59 @@ def silenced(text: str) -> str:
     for cut in reversed(cuts):
         text = f"{text[:cut]} SILENT{text[cut:]}"
     return text
+
+
+def bnode_insert_data(text: str) -> str:
+    """`INSERT DATA { … }` blocks holding blank nodes written `INSERT { … } WHERE {}`. For
+    Virtuoso 7.2, which refuses blank nodes in INSERT DATA ("not allowed in a constant
+    clause"); a template instantiated once makes the same fresh blank nodes (one per label)."""
+    tokens = list(guard.tokenize(text))
+    edits: list[tuple[int, int, str]] = []  # (start, end, replacement), in text order
+    for i, token in enumerate(tokens[:-2]):
+        if not (token.kind == "word" and token.text.upper() == "INSERT"
+                and tokens[i + 1].kind == "word" and tokens[i + 1].text.upper() == "DATA"
+                and tokens[i + 2].text == "{"):
+            continue
+        close = _matching_close(tokens, i + 2)
+        inside = [t for t in tokens[i + 3:] if t.pos < close]
+        if any(t.kind == "bnode" or t.text == "[" for t in inside):
+            data = tokens[i + 1]
+            edits += [(data.pos, data.pos + len(data.text), ""),
+                      (close + 1, close + 1, " WHERE {}")]
+    for start, end, replacement in reversed(edits):
+        text = f"{text[:start]}{replacement}{text[end:]}"
+    return text
+
+
+_GRAPH_SETS = {"ALL", "NAMED", "DEFAULT"}
+
+
+def explicit_graphs(text: str, graphs: list[str], default: str) -> str:
+    """`DROP|CLEAR [SILENT] ALL|NAMED|DEFAULT` written as one operation per graph (`graphs` the
+    named graphs, `default` the graph that holds the default graph). For Virtuoso 7.2, which
+    answers these forms with success and changes nothing."""
+    tokens = list(guard.tokenize(text))
+    edits: list[tuple[int, int, str]] = []
+    for i, token in enumerate(tokens):
+        if not (token.kind == "word" and token.text.upper() in ("DROP", "CLEAR")
+                and (i == 0 or tokens[i - 1].text == ";" or tokens[i - 1].kind == "iri")):
+            continue
+        j = i + 1
+        if j < len(tokens) and tokens[j].text.upper() == "SILENT":
+            j += 1
+        if j >= len(tokens) or tokens[j].kind != "word" or tokens[j].text.upper() not in \
+                _GRAPH_SETS:
+            continue
+        which = tokens[j].text.upper()
+        targets = ([] if which == "DEFAULT" else list(graphs)) + (
+            [default] if which in ("ALL", "DEFAULT") else [])
+        verb = token.text.upper()
+        ops = [f"{verb} SILENT GRAPH {ox.NamedNode(g)}" for g in targets] or [
+            f"DROP SILENT GRAPH {NO_GRAPH}"]  # nothing to do: a no-op keeps the `;` grammar
+        edits.append((token.pos, tokens[j].pos + len(tokens[j].text), " ;\n".join(ops)))
+    for start, end, replacement in reversed(edits):
+        text = f"{text[:start]}{replacement}{text[end:]}"
+    return text
+
+
+NO_GRAPH = ox.NamedNode("urn:kg:no-graph")

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The test command (README, .ci/run): the whole suite over the embedded store, then every test
+# that drives the service again over `oxigraph serve` and the protocol, update, Graph Store,
+# linked-data and W3C modules over Virtuoso (pytest --backend, tests/conftest.py). Arguments go
+# to every pytest run (e.g. -q, -x). The Virtuoso pass is skipped, saying so, when virtuoso-t is
+# not installed (scripts/install_virtuoso.sh). Exit status: non-zero if any pass failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+pytest=.venv/bin/pytest
+# (tests/test_update_writes.py passes over Virtuoso too but starts one per test: 100 s)
+VIRTUOSO_MODULES=(
+  tests/test_sparql_protocol.py tests/test_update.py tests/test_graph_store.py
+  tests/test_linked_data.py tests/test_w3c_conformance.py
+)
+failed=()
+
+run() {  # run NAME ARGS...: one pytest pass, timed
+  local name=$1 started=$SECONDS
+  shift
+  echo "== tests over the $name store: pytest $*"
+  "$pytest" "$@" || failed+=("$name")
+  echo "== $name: $((SECONDS - started)) s"
+}
+
+run embedded "$@"
+run oxigraph --backend=oxigraph "$@"
+if command -v virtuoso-t >/dev/null 2>&1; then
+  run virtuoso --backend=virtuoso "$@" "${VIRTUOSO_MODULES[@]}"
+else
+  echo "== virtuoso: virtuoso-t not installed (scripts/install_virtuoso.sh): pass skipped"
+fi
+if ((${#failed[@]})); then
+  echo "== failed: ${failed[*]}"
+  exit 1
+fi
