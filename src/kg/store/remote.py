@@ -18,12 +18,15 @@ How the service's guarantees carry over (README, Backends):
   service process in front of one backend sees a write within that interval and its caches
   (keyed on `store.version`) miss. `version` itself never blocks.
 - **SHACL-checked writes.** The update's reach is read off its text (kg.store.update_scope);
-  the graphs it can touch are fetched over the Graph Store protocol into an in-memory
-  pyoxigraph store, the update is rehearsed there, the affected graphs are validated (with
-  the ontology, the vocabulary and the types of the nodes they mention, fetched from the
-  backend), and only then is the update sent, with the default-graph sync and the version
-  bump in the same request. Writes of one process are serialised; writes of several processes
-  are not (SPARQL Update has no conditional commit): see README.
+  the graphs it can touch are fetched over the Graph Store protocol and sent to the rehearsal
+  child process (kg.store.rehearsal), which runs the update on an in-memory copy and then
+  pySHACL on the touched nodes (views built here from the backend: their statements, the
+  ontology, the vocabulary and the types of what they point to), all within
+  KG_REHEARSAL_TIMEOUT (the child is killed past it: 503, nothing sent); only then is the
+  update sent, with the default-graph sync and the version bump in the same request (see
+  kg.store.remote_writes). Writes of one process are serialised (a writer waits at most
+  KG_WRITE_WAIT); writes of several processes are not (SPARQL Update has no conditional
+  commit): see README.
 - **Time limit.** An HTTP timeout of what is left of KG_QUERY_TIMEOUT → QueryTimeout (503). The
   backend may go on computing: set its own limit too (Oxigraph `--timeout-s`, Virtuoso
   `MaxQueryExecutionTime`). SERVICE and LOAD are refused by the guard before anything is sent.
