@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
-# The test command (README, .ci/run): the whole suite over the embedded store, then every test
-# that drives the service again over `oxigraph serve` and the protocol, update, Graph Store,
-# linked-data and W3C modules over Virtuoso (pytest --backend, tests/conftest.py). Arguments go
-# to every pytest run (e.g. -q, -x). The Virtuoso pass is skipped, saying so, when virtuoso-t is
-# not installed (scripts/install_virtuoso.sh). Exit status: non-zero if any pass failed.
+# The test command (README, .ci/run). First installs what the tests drive besides Python, then
+# runs the whole suite over the embedded store, then every test that drives the service again
+# over `oxigraph serve`, and the protocol, update, Graph Store, linked-data and W3C modules over
+# Virtuoso (pytest --backend, tests/conftest.py). Arguments go to every pytest run (e.g. -q,
+# -x). KG_SKIP_BROWSER=1 / KG_SKIP_VIRTUOSO=1 skip those parts, saying so. Exit status:
+# non-zero if an install or any pass failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+# what the tests drive besides Python (each script is idempotent: quick when present):
+# Debian's chromium (tests/test_browser.py), Virtuoso (remote backends), wrk + the bench extra
+bash scripts/install_browser.sh || exit 1
+bash scripts/install_virtuoso.sh || exit 1
+bash bench/install.sh || exit 1
 pytest=.venv/bin/pytest
 # (tests/test_update_writes.py passes over Virtuoso too but starts one per test: 100 s)
 VIRTUOSO_MODULES=(
