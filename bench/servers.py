@@ -160,7 +160,7 @@ def start_oxigraph(location: Path, log_dir: Path, timeout: float = 120) -> Serve
 
 def start_kg(store: Path, log_dir: Path, base_iri: str, timeout: float = 120,
              extra_env: dict[str, str] | None = None) -> Server:
-    """Our service, as documented: `uvicorn --factory kg.server.app:create_app`."""
+    """Our service, as documented: `kg serve` (uvicorn, KG_WEB_PROCESSES processes)."""
     port = free_port()
     env = {
         "KG_STORE_PATH": str(store),
@@ -169,8 +169,8 @@ def start_kg(store: Path, log_dir: Path, base_iri: str, timeout: float = 120,
         "KG_LOG_LEVEL": "warning",
         **(extra_env or {}),
     }
-    argv = [sys.executable, "-m", "uvicorn", "--factory", "kg.server.app:create_app",
-            "--host", HOST, "--port", str(port), "--no-access-log", "--log-level", "warning"]
+    # the README's command (`kg serve`): KG_WEB_PROCESSES and the other settings apply as deployed
+    argv = [str(Path(sys.executable).parent / "kg"), "serve", "--host", HOST, "--port", str(port)]
     return _wait(_spawn("kg", argv, "/sparql", port, log_dir, env), timeout)
 
 

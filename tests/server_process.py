@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 BACKENDS = ("embedded", "oxigraph", "virtuoso")
 BASE_IRI = "http://localhost:8000/"
 SAMPLE = Path(__file__).parent / "fixtures" / "sample.trig"
+HTTP_PROTOCOL = "kg.server.http_protocol:JoinedWritesProtocol"  # what `kg serve` runs
 
 
 def backend_name() -> str:
@@ -133,7 +134,8 @@ def _start(store_path: Path, log_dir: Path, backend: Backend | None,
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "--factory", "kg.server.app:create_app",
-             "--host", "127.0.0.1", "--port", str(port), "--log-level", "info"],
+             "--host", "127.0.0.1", "--port", str(port), "--log-level", "info",
+             "--http", HTTP_PROTOCOL],
             env=environment, stdout=log, stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"

@@ -103,4 +103,5 @@ def test_serve_builds_first_then_runs_the_app_factory(home, monkeypatch):
     assert result.exit_code == 0, result.output
     assert calls["target"] == "kg.server.app:create_app" and calls["factory"] is True
     assert calls["port"] == 8123
+    assert calls["http"] == "kg.server.http_protocol:JoinedWritesProtocol"
     assert (home.root / "var" / "store").is_symlink()

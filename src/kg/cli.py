@@ -190,7 +190,7 @@ def serve(
     import uvicorn
 
     settings = get_settings()
-    if not settings.store_path.exists():
+    if not settings.store_url and not settings.store_path.exists():
         build()
     uvicorn.run(
         "kg.server.app:create_app",
@@ -199,6 +199,7 @@ def serve(
         port=port or settings.port,
         reload=reload,
         log_level=settings.log_level,
+        http="kg.server.http_protocol:JoinedWritesProtocol",  # head and body in one write
     )
 
 

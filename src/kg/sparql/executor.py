@@ -132,8 +132,7 @@ class _Worker:
 
     async def receive(self, timeout: float | None) -> Any:
         """The next message, or TimeoutError; EOFError if the process died."""
-        async with asyncio.timeout(timeout):
-            return await self.channel.recv()
+        return await self.channel.recv(timeout)
 
     def kill(self) -> None:
         self.unwatch()
@@ -370,23 +369,27 @@ class QueryExecutor:
 
     async def _wait(self, deadline: float) -> _Worker:
         """Wait in line for the next released worker, within the query's time limit."""
-        waiter: asyncio.Future[_Worker] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[_Worker] = loop.create_future()
         self._waiters.append(waiter)
+        # one timer handle, not asyncio.timeout (its bookkeeping showed in profiles under load)
+        timer = loop.call_later(max(deadline - time.monotonic(), 0.001), _give_up, waiter)
         try:
-            async with asyncio.timeout(max(deadline - time.monotonic(), 0.001)):
-                return await waiter
+            return await waiter
         except BaseException as exc:
             with contextlib.suppress(ValueError):
                 self._waiters.remove(waiter)
             if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
                 self._release(waiter.result())  # handed over just as we gave up: pass it on
-            if isinstance(exc, TimeoutError):
+            if isinstance(exc, _WaitExpired):
                 raise QueryTimeout(
                     f"no query worker became free within the {self.settings.query_timeout:g} s "
                     "time limit; the service is busy",
                     limit_seconds=self.settings.query_timeout,
                 ) from None
             raise
+        finally:
+            timer.cancel()
 
     async def execute(self, job: QueryJob) -> QueryResult:
         """Run a query in a worker; raises QueryTimeout, QuerySyntaxError, TooManyRows...
@@ -528,6 +531,15 @@ class QueryExecutor:
         self._workers.clear()
         await asyncio.gather(*(w.stop() for w in workers), return_exceptions=True)
         shutil.rmtree(self._spool_dir, ignore_errors=True)
+
+
+class _WaitExpired(Exception):
+    """No worker was handed over before the query's deadline."""
+
+
+def _give_up(waiter: asyncio.Future[Any]) -> None:
+    if not waiter.done():
+        waiter.set_exception(_WaitExpired())
 
 
 def _unlink(path: str) -> None:

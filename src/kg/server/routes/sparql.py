@@ -18,14 +18,16 @@ import asyncio
 import codecs
 import functools
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import parse_qsl
 
 import pyoxigraph as ox
 from fastapi import APIRouter, Request
 from starlette.responses import Response, StreamingResponse
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from kg.config import Settings
 from kg.errors import (
@@ -38,7 +40,7 @@ from kg.errors import (
     UnsupportedMediaType,
     WritesDisabled,
 )
-from kg.server import metrics
+from kg.server import access, metrics
 from kg.server.cache import ResponseCache
 from kg.server.state import AppState
 from kg.sparql import guard
@@ -181,44 +183,58 @@ def _etag_matches(header: str | None, etag: str) -> bool:
     return any(tag.strip() in (etag, "*", "W/" + etag) for tag in header.split(","))
 
 
-async def answer_query(request: Request, state: AppState, proto: ProtocolRequest) -> Response:
+@dataclass(slots=True)
+class Answer:
+    """What a query request comes to, before it is rendered as a response: a 304, a complete
+    body (cached or fresh), or a worker's result to send from its spool or as it grows.
+
+    Rendered by `answer_query` (a Starlette Response, for the routes) and by `SparqlFastLane`
+    (raw ASGI messages: the cold path's framework cost was measured at a third of a small
+    query's time in the request process).
+    """
+
+    status: int
+    etag: str | None
+    body: bytes | None = None
+    content_type: str = ""
+    result: QueryResult | None = None
+    cached: tuple[Any, ...] | None = None  # (cache key, entry, version): the hit lane's
+
+
+async def evaluate(state: AppState, proto: ProtocolRequest, method: str, accept: str | None,
+                   if_none_match: str | None) -> Answer:
     """Guard, negotiate; then the cache, or a worker (complete result or a stream)."""
     settings = state.settings
     text = proto.query or ""
-    conditional = request.method != "POST"  # ETag, 304 and Cache-Control for GET and HEAD
+    conditional = method != "POST"  # ETag, 304 and Cache-Control for GET and HEAD
     cache = _cache(state)
     try:
         analysis = guard.check_query(
             text, settings.allow_service, settings.allow_load, settings.base_iri
         )
-        fmt = _negotiate(
-            analysis.form or "SELECT", request.headers.get("accept"), tuple(proto.formats)
-        )
-        default_graph = _graph_iris(proto.default_graph, "default-graph-uri")
-        named_graph = _graph_iris(proto.named_graph, "named-graph-uri")
-        dataset_given = bool(default_graph or named_graph)
-        job = QueryJob(
-            query=text,
-            format=fmt.key,
-            default_graph=default_graph if dataset_given else None,
-            named_graphs=named_graph if dataset_given else None,
-        )
-        key = cache.key(text, job.default_graph, job.named_graphs, fmt.key)
+        fmt = _negotiate(analysis.form or "SELECT", accept, tuple(proto.formats))
+        if proto.default_graph or proto.named_graph:
+            default_graph: list[str] | None = _graph_iris(proto.default_graph,
+                                                          "default-graph-uri")
+            named_graph: list[str] | None = _graph_iris(proto.named_graph, "named-graph-uri")
+        else:
+            default_graph = named_graph = None
+        key = cache.key(text, default_graph, named_graph, fmt.key)
         version = state.store.version
         hit = cache.get(key, version)
-        if conditional:
+        if conditional and if_none_match:
             etag = hit.etag if hit is not None else cache.etag(key, version)
-            if _etag_matches(request.headers.get("if-none-match"), etag):
+            if _etag_matches(if_none_match, etag):
                 _NOT_MODIFIED.inc()
-                return Response(status_code=304, headers=_headers(settings, etag))
+                return Answer(304, etag)
         if hit is not None:
             _CACHE_HIT.inc()
-            if conditional:
-                request.scope[CACHED] = (key, hit, version)
-            return _complete(request, hit.body, hit.content_type,
-                             _headers(settings, hit.etag if conditional else None))
+            return Answer(200, hit.etag if conditional else None, hit.body, hit.content_type,
+                          cached=(key, hit, version) if conditional else None)
         _CACHE_MISS.inc()
-        result = await state.executor.execute(job)
+        result = await state.executor.execute(
+            QueryJob(query=text, format=fmt.key, default_graph=default_graph,
+                     named_graphs=named_graph))
     except QueryTimeout:
         _count_timeout()
         raise
@@ -231,21 +247,43 @@ async def answer_query(request: Request, state: AppState, proto: ProtocolRequest
     if computed_on is None and state.store.version == version:
         computed_on = version
     etag = cache.etag(key, computed_on) if conditional and computed_on is not None else None
+    content_type = result.format.content_type
+    if result.inline is None or getattr(result, "streamed", False):
+        return Answer(200, etag, content_type=content_type, result=result)
+    cached = None
+    if computed_on is not None and computed_on == state.store.version:
+        entry = cache.put(key, computed_on, result.inline, content_type, etag)
+        if entry is not None and conditional:
+            cached = (key, entry, computed_on)
+    return Answer(200, etag, result.inline, content_type, cached=cached)
+
+
+async def answer_query(request: Request, state: AppState, proto: ProtocolRequest) -> Response:
+    """`evaluate`, as a Starlette Response."""
+    headers = request.headers
+    answer = await evaluate(state, proto, request.method, headers.get("accept"),
+                            headers.get("if-none-match"))
+    return render(request, state.settings, answer)
+
+
+def render(request: Request, settings: Settings, answer: Answer) -> Response:
+    if answer.cached is not None:
+        request.scope[CACHED] = answer.cached
+    if answer.status == 304:
+        return Response(status_code=304, headers=_headers(settings, answer.etag))
+    result = answer.result
+    if result is None:
+        assert answer.body is not None
+        return _complete(request, answer.body, answer.content_type,
+                         _headers(settings, answer.etag))
     if getattr(result, "streamed", False):
         if request.method == "HEAD":
             result.discard()
             return Response(status_code=200, headers={
-                "Content-Type": result.format.content_type, **_headers(settings, etag)})
+                "Content-Type": answer.content_type, **_headers(settings, answer.etag)})
         return StreamedResponse(result, {
-            "Content-Type": result.format.content_type, **_headers(settings, etag)})
-    if result.inline is not None:
-        if computed_on is not None and computed_on == state.store.version:
-            entry = cache.put(key, computed_on, result.inline, result.format.content_type, etag)
-            if entry is not None and conditional:
-                request.scope[CACHED] = (key, entry, computed_on)
-        return _complete(request, result.inline, result.format.content_type,
-                         _headers(settings, etag))
-    return _spooled(request, result, _headers(settings, etag))
+            "Content-Type": answer.content_type, **_headers(settings, answer.etag)})
+    return _spooled(request, result, _headers(settings, answer.etag))
 
 
 def _headers(settings: Settings, etag: str | None) -> dict[str, str]:
@@ -396,11 +434,13 @@ async def sparql_post(request: Request) -> Response:
 
 class SparqlFastLane:
     """Plain GET/HEAD /sparql requests, answered without FastAPI's middleware stack, routing,
-    exception and CORS layers (measured at ~40% of a cached answer's time).
+    exception and CORS layers, and a complete answer without Request/Response objects: its
+    headers are written as bytes (same names, values and order as `render` gives).
 
-    Called by kg.server.app.KgApp before the stack, inside kg.server.access's middleware (so
-    requests are still counted and logged), when `takes(scope)`: no Origin header (so CORS adds
-    only `Vary: Origin`, added here too) and no request body. Errors are mapped by the app's own
+    Called by kg.server.app.KgApp before the stack when `takes(scope)`: no Origin header (so
+    CORS adds only `Vary: Origin`, added here too) and no request body. Requests are counted
+    and logged here (kg.server.access.record), as the access middleware would. Errors, spooled
+    and streamed results are rendered as the routes render them and mapped by the app's own
     handlers (KgError, and Exception for bugs, as the stack would). Everything else goes down
     the normal stack to the same `sparql_get`.
     """
@@ -414,22 +454,92 @@ class SparqlFastLane:
                 and not any(name in _NOT_PLAIN for name, _ in scope["headers"]))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        start = time.perf_counter()
         scope["route"] = _LANE_ROUTES[scope["path"]]  # the access log's route label
-        request = Request(scope, receive)
-        handlers = scope["app"].exception_handlers
+        app = scope["app"]
+        state: AppState = app.state.kg
+        accept = if_none_match = None
+        for name, value in scope["headers"]:
+            if name == b"accept":
+                accept = value.decode("latin-1") if accept is None else (
+                    f"{accept},{value.decode('latin-1')}")
+            elif name == b"if-none-match":
+                if_none_match = value.decode("latin-1")
+        answer: Answer | None = None
+        response: Response | None = None
         try:
-            response = await sparql_get(request)
+            proto = collect(parse_qsl(scope["query_string"].decode("latin-1"),
+                                      keep_blank_values=True))
+            if proto.update is not None or proto.query is None:
+                response = await sparql_get(Request(scope, receive))
+            else:
+                answer = await evaluate(state, proto, scope["method"], accept, if_none_match)
+                if answer.status != 200 or answer.body is None:
+                    response = render(Request(scope, receive), state.settings, answer)
         except KgError as exc:
-            response = await handlers[KgError](request, exc)
+            response = await app.exception_handlers[KgError](Request(scope, receive), exc)
         except Exception as exc:  # a bug: the same 500 problem the stack would give
-            response = await handlers[Exception](request, exc)
-        vary = response.headers.get("vary")
-        response.headers["Vary"] = f"{vary}, Origin" if vary else "Origin"
-        cached = scope.get(CACHED)
-        lane = getattr(scope["app"], "sparql_hits", None)
-        if cached is not None and lane is not None and response.status_code == 200:
-            lane.remember(scope, *cached, response.raw_headers)
-        await response(scope, receive, send)
+            response = await app.exception_handlers[Exception](Request(scope, receive), exc)
+        if response is not None:
+            await _send_response(response, scope, receive, send, start)
+            return
+        assert answer is not None and answer.body is not None
+        body = answer.body
+        headers = _raw_headers(state.settings, answer.etag, answer.content_type, len(body))
+        if answer.cached is not None:
+            lane = getattr(app, "sparql_hits", None)
+            if lane is not None:
+                lane.remember(scope, *answer.cached, headers)
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        if scope["method"] == "HEAD":
+            await send({"type": "http.response.body", "body": b""})
+            access.record(scope, 200, 0, time.perf_counter() - start)
+        else:
+            await send({"type": "http.response.body", "body": body})
+            access.record(scope, 200, len(body), time.perf_counter() - start)
+
+
+async def _send_response(response: Response, scope: Scope, receive: Receive, send: Send,
+                         start: float) -> None:
+    """A rendered response from the lane: `Vary: Origin` added, counted and logged."""
+    vary = response.headers.get("vary")
+    response.headers["Vary"] = f"{vary}, Origin" if vary else "Origin"
+    cached = scope.get(CACHED)
+    lane = getattr(scope["app"], "sparql_hits", None)
+    if cached is not None and lane is not None and response.status_code == 200:
+        lane.remember(scope, *cached, response.raw_headers)
+    sent = {"status": 500, "bytes": 0}
+
+    async def counting_send(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            sent["status"] = message["status"]
+        elif message["type"] == "http.response.body":
+            sent["bytes"] += len(message.get("body", b""))
+        await send(message)
+
+    try:
+        await response(scope, receive, counting_send)
+    finally:
+        access.record(scope, sent["status"], sent["bytes"], time.perf_counter() - start)
+
+
+@functools.lru_cache(maxsize=64)
+def _constant_headers(max_age: int) -> tuple[tuple[bytes, bytes], tuple[bytes, bytes]]:
+    return ((b"vary", b"Accept, Origin"),
+            (b"cache-control", f"public, max-age={max_age}, must-revalidate".encode()))
+
+
+def _raw_headers(settings: Settings, etag: str | None, content_type: str,
+                 length: int) -> list[tuple[bytes, bytes]]:
+    """What `render` + the lane's `Vary: Origin` give a complete 200, as bytes."""
+    vary, cache_control = _constant_headers(settings.cache_max_age)
+    if etag is None:
+        return [vary, (b"cache-control", b"no-cache"),
+                (b"content-type", content_type.encode("latin-1")),
+                (b"content-length", str(length).encode("latin-1"))]
+    return [vary, (b"etag", etag.encode("latin-1")), cache_control,
+            (b"content-type", content_type.encode("latin-1")),
+            (b"content-length", str(length).encode("latin-1"))]
 
 
 _NOT_PLAIN = frozenset({b"origin", b"content-length", b"transfer-encoding"})
