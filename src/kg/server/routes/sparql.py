@@ -40,7 +40,7 @@ from kg.errors import (
     UnsupportedMediaType,
     WritesDisabled,
 )
-from kg.server import access, metrics
+from kg.server import access, metrics, query_string
 from kg.server.cache import ResponseCache
 from kg.server.state import AppState
 from kg.sparql import guard
@@ -377,8 +377,7 @@ async def sparql_get(request: Request) -> Response:
     """GET/HEAD: `?query=`; nothing at all → the service description."""
     state = _state(request)
     # what request.query_params does, without building the multidict
-    proto = collect(parse_qsl(request.scope["query_string"].decode("latin-1"),
-                              keep_blank_values=True))
+    proto = collect(query_string.parse(request.scope["query_string"]))
     if proto.update is not None:
         _count_rejected("protocol")
         raise BadParameter("SPARQL Update must be sent with POST, not GET.")
@@ -468,8 +467,7 @@ class SparqlFastLane:
         answer: Answer | None = None
         response: Response | None = None
         try:
-            proto = collect(parse_qsl(scope["query_string"].decode("latin-1"),
-                                      keep_blank_values=True))
+            proto = collect(query_string.parse(scope["query_string"]))
             if proto.update is not None or proto.query is None:
                 response = await sparql_get(Request(scope, receive))
             else:
