@@ -118,6 +118,17 @@ class Channel(asyncio.Protocol):
             raise EOFError(str(self._lost))
         transport.write(header + payload)  # jobs are small: the transport buffers the rest
 
+    def post(self, message: Any) -> None:
+        """Write a message now (the pipe is open once the worker said "ready"); EOFError when
+        the worker is gone."""
+        transport = self._transport
+        if transport is None or self._lost is not None or transport.is_closing():
+            raise EOFError(str(self._lost or "the channel is not open"))
+        payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+        size = len(payload)
+        header = _INT.pack(size) if size <= 0x7FFFFFFF else _INT.pack(-1) + _LONG.pack(size)
+        transport.write(header + payload)
+
     def send_nowait(self, message: Any) -> None:
         """Best effort, for the polite stop message (never waits)."""
         if self._transport is None:

@@ -47,6 +47,18 @@ Decisions (also in the README's service section):
   first; pruning it mid-way made refreshes fail).
 - Requests waiting for a worker are served first come, first served (a released worker is
   handed to the oldest waiter), so a busy caller cannot starve the others.
+- **Pipelined.** When no worker is free, a job is written into the pipe of the worker whose
+  current job started last (within `QUEUE_BEHIND_YOUNGER_THAN`), and a worker that takes the
+  job queued behind its own takes the next waiting one into its pipe: the worker reads its next
+  job the moment it answers, without waiting for this event loop to notice the answer and hand
+  the worker on (that round trip left each worker idle ~60 % of the time under load;
+  pipelining raised small uncached queries from ~9.7K to ~11.4K req/s, bench/README.md). What
+  keeps it safe: a job queued behind one that turns out long moves to the first worker that
+  frees up after `STEAL_AFTER` (its copy in the first pipe still runs there and is drained, its
+  result dropped); a queued job never started, so when the worker ahead is killed (time limit,
+  death, client gone) it goes back to the head of the line; a caller that gives up while its
+  job is queued leaves it to be drained; a job queued before a write runs on the snapshot its
+  worker had, and its result is labelled with that snapshot's version.
 """
 
 from __future__ import annotations
@@ -83,8 +95,33 @@ INLINE_LIMIT = 256 * 1024  # results up to this size travel over the pipe
 MAX_RESULT_BYTES = 1 << 30  # the default of settings.max_result_bytes (remote results use it)
 WORKER_MEMORY_LIMIT = 4 << 30  # RLIMIT_DATA of a worker: a runaway sort fails alone
 START_TIMEOUT = 60.0
+# pipelining (see the module docstring): a job may queue in the pipe of a worker whose current
+# job started less than this ago; one queued there longer than STEAL_AFTER moves to a free worker
+QUEUE_BEHIND_YOUNGER_THAN = 0.002
+STEAL_AFTER = 0.005
 
 _POSITION = re.compile(r"at (\d+):(\d+)")
+
+
+class _Ticket:
+    """One query waiting for a worker: in line (`QueryExecutor._waiters`, nothing sent yet) or
+    queued in a busy worker's pipe behind its current job (`queued_on`), until it runs on a
+    worker (`future`'s result). An abandoned one (its caller gave up, or it was stolen) is a job
+    still in some pipe whose result nobody wants: it is drained when its turn comes."""
+
+    __slots__ = ("abandoned", "future", "queued_at", "queued_on", "request")
+
+    def __init__(self, request: worker_module.Job,
+                 future: asyncio.Future[_Worker] | None) -> None:
+        self.request = request
+        self.future = future
+        self.queued_on: _Worker | None = None
+        self.queued_at = 0.0
+        self.abandoned = future is None
+
+    @property
+    def wanted(self) -> bool:
+        return not self.abandoned and self.future is not None and not self.future.done()
 
 
 class _Worker:
@@ -93,6 +130,8 @@ class _Worker:
     def __init__(self, ctx: Any, snapshot: Path, name: str, config: worker_module.Config) -> None:
         self.snapshot = snapshot  # the snapshot it has open; changed only on "ready"
         self.opening: Path | None = None  # the snapshot it is reopening on, meanwhile
+        self.running_since: float | None = None  # when its current job started (None: none)
+        self.queued: _Ticket | None = None  # the job written behind the current one
         parent, child_sock = socket.socketpair()
         child = mp.connection.Connection(child_sock.detach())
         self.channel = Channel(parent)
@@ -175,7 +214,7 @@ class QueryExecutor:
         self._idle: collections.deque[_Worker] = collections.deque()
         # requests waiting for a worker, served first come first served: a task that has just
         # released a worker must not take it back ahead of them
-        self._waiters: collections.deque[asyncio.Future[_Worker]] = collections.deque()
+        self._waiters: collections.deque[_Ticket] = collections.deque()
         self._workers: set[_Worker] = set()
         self._snapshot: Path | None = None
         self._refresh_lock = asyncio.Lock()
@@ -205,6 +244,11 @@ class QueryExecutor:
         self.spawned = 0
         self.reopened = 0
         self.snapshots_taken = 0
+        self.queued_jobs = 0  # jobs written behind a running one (pipelined)
+        self.stolen_jobs = 0  # queued jobs moved to a free worker
+        self.pipelining = True
+        self.queue_behind_younger_than = QUEUE_BEHIND_YOUNGER_THAN
+        self.steal_after = STEAL_AFTER
 
     @property
     def snapshot(self) -> Path | None:
@@ -256,8 +300,19 @@ class QueryExecutor:
         return worker
 
     def _replace(self, dead: _Worker) -> None:
-        """Kill a worker and start its replacement in the background (once per worker)."""
+        """Kill a worker and start its replacement in the background (once per worker). A job
+        queued behind its current one never started: it goes back to the head of the line."""
         dead.kill()
+        dead.running_since = None
+        queued, dead.queued = dead.queued, None
+        if queued is not None:
+            queued.queued_on = None
+            if queued.wanted:
+                self._waiters.appendleft(queued)
+                if self._idle:
+                    self._put_idle(self._idle.popleft())
+            else:
+                _unlink(queued.request["spool"])
         if dead not in self._workers:
             return
         self._workers.discard(dead)
@@ -288,25 +343,152 @@ class QueryExecutor:
         return task
 
     def _release(self, worker: _Worker) -> None:
-        """A worker's owner is done with it: it reopens the current snapshot if a write made a
-        newer one (before it takes another job), then serves the next waiter or goes idle."""
+        """A worker's owner is done with it. The job queued behind (if any) is running now: its
+        caller owns the worker (or, abandoned, it is drained). Otherwise the worker reopens the
+        current snapshot if a write made a newer one (before it takes another job), then serves
+        the next waiter or goes idle."""
         if self._closed:
             self._workers.discard(worker)
             self._background(self._retire(worker))
-        elif not worker.alive:
-            self._replace(worker)
-        elif worker.snapshot != self._snapshot:
+            return
+        if not worker.alive:
+            self._replace(worker)  # a queued job goes back in line
+            return
+        queued, worker.queued = worker.queued, None
+        if queued is not None:
+            queued.queued_on = None
+            worker.running_since = time.monotonic()
+            if queued.wanted:
+                assert queued.future is not None
+                queued.future.set_result(worker)
+                self._queue_next(worker)
+            else:
+                self._background(self._drain(worker, queued.request["spool"]))
+            return
+        worker.running_since = None
+        if worker.snapshot != self._snapshot:
             self._background(self._freshen(worker))
         else:
             self._put_idle(worker)
 
     def _put_idle(self, worker: _Worker) -> None:
+        """A free worker on the current snapshot: the oldest caller in line runs on it (and the
+        next one queues behind); else it takes over a job queued too long behind another
+        worker's; else it idles."""
+        worker.running_since = None
         while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(worker)
+            ticket = self._waiters.popleft()
+            if ticket.wanted:
+                if self._run_on(worker, ticket):
+                    self._queue_next(worker)
                 return
+        stuck = self._stealable(time.monotonic() - self.steal_after)
+        if stuck is not None:
+            self._steal(stuck, worker)
+            return
         self._idle.append(worker)
+
+    def _run_on(self, worker: _Worker, ticket: _Ticket) -> bool:
+        """Start `ticket`'s job on a free `worker`; a dead one is replaced and the ticket goes
+        back to the head of the line."""
+        try:
+            if not worker.alive:
+                raise EOFError("the worker exited")
+            worker.channel.post(ticket.request)
+        except (EOFError, OSError):
+            self._waiters.appendleft(ticket)
+            self._replace(worker)
+            return False
+        worker.running_since = time.monotonic()
+        assert ticket.future is not None
+        ticket.future.set_result(worker)
+        return True
+
+    def _queue_next(self, worker: _Worker) -> None:
+        """Write the oldest waiting job into `worker`'s pipe behind the one it is running, so it
+        starts without a round trip through this event loop."""
+        if not self.pipelining or worker.queued is not None:
+            return
+        while self._waiters:
+            ticket = self._waiters.popleft()
+            if ticket.wanted:
+                if not self._queue_on(worker, ticket):
+                    self._waiters.appendleft(ticket)  # the running job's caller learns why
+                return
+
+    def _queue_on(self, worker: _Worker, ticket: _Ticket) -> bool:
+        try:
+            worker.channel.post(ticket.request)
+        except (EOFError, OSError):
+            return False
+        worker.queued = ticket
+        ticket.queued_on = worker
+        ticket.queued_at = time.monotonic()
+        self.queued_jobs += 1
+        asyncio.get_running_loop().call_later(self.steal_after, self._steal_if_stuck, ticket)
+        return True
+
+    def _queue_target(self) -> _Worker | None:
+        """The worker whose current job started last, if that was only just now and nothing is
+        queued behind it (a job that has run a while is the likelier to run on)."""
+        if not self.pipelining:
+            return None
+        youngest: _Worker | None = None
+        since_youngest = time.monotonic() - self.queue_behind_younger_than
+        for worker in self._workers:
+            since = worker.running_since
+            if (since is not None and since >= since_youngest and worker.queued is None
+                    and worker.opening is None and worker.snapshot == self._snapshot
+                    and worker.alive):
+                youngest, since_youngest = worker, since
+        return youngest
+
+    def _stealable(self, queued_before: float) -> _Ticket | None:
+        """The oldest wanted job queued behind another job since before `queued_before`."""
+        oldest = None
+        for worker in self._workers:
+            ticket = worker.queued
+            if (ticket is not None and ticket.wanted and ticket.queued_at <= queued_before
+                    and (oldest is None or ticket.queued_at < oldest.queued_at)):
+                oldest = ticket
+        return oldest
+
+    def _steal(self, ticket: _Ticket, worker: _Worker) -> None:
+        """Run a job queued behind a long one on the free `worker` instead. The copy in the
+        first pipe still runs when its turn comes; it is drained there, its result dropped."""
+        victim = ticket.queued_on
+        assert victim is not None
+        victim.queued = _Ticket(ticket.request, None)  # abandoned: drained when it runs
+        ticket.queued_on = None
+        ticket.request = {**ticket.request, "spool": self._spool_path()}
+        self.stolen_jobs += 1
+        if self._run_on(worker, ticket):
+            self._queue_next(worker)
+
+    def _steal_if_stuck(self, ticket: _Ticket) -> None:
+        if ticket.queued_on is not None and ticket.wanted and self._idle:
+            worker = self._idle.popleft()
+            if worker.alive and worker.snapshot == self._snapshot:
+                self._steal(ticket, worker)
+            else:
+                self._release(worker)
+
+    async def _drain(self, worker: _Worker, spool: str) -> None:
+        """Read and drop the result of a job nobody waits for any more, then free the worker
+        (killed if it overruns the time limit like any query)."""
+        try:
+            reply = await worker.receive(self.settings.query_timeout)
+            if reply[0] == "stream":
+                reply = await worker.receive(self.settings.query_timeout)
+        except (TimeoutError, EOFError, OSError, asyncio.CancelledError):
+            _unlink(spool)
+            self._replace(worker)
+            return
+        _unlink(spool)
+        self._release(worker)
+
+    def _spool_path(self) -> str:
+        return f"{self._spool_prefix}{next(self._seq)}"
 
     async def _freshen(self, worker: _Worker) -> None:
         """Reopen the current snapshot in `worker` (no new process), then release it; a worker
@@ -354,33 +536,37 @@ class QueryExecutor:
         if stale:  # rmtree of a store directory blocked the event loop for tens of ms
             self._background(asyncio.to_thread(remove_dirs, stale))
 
-    async def _acquire(self, deadline: float) -> _Worker:
-        while True:
-            if self._idle:
-                worker = self._idle.popleft()  # the common case: no timer, no future
-            else:
-                worker = await self._wait(deadline)
+    async def _obtain(self, request: worker_module.Job, deadline: float) -> tuple[_Worker, str]:
+        """A worker running `request`, and the spool it writes: a free worker at once, else a
+        place in the pipe of a worker whose job has just started, else the line (first come,
+        first served), within the query's time limit."""
+        while self._idle:
+            worker = self._idle.popleft()  # the common case at low load: no timer, no future
             if not worker.alive:
                 self._replace(worker)
-            elif worker.snapshot != self._snapshot:
+                continue
+            if worker.snapshot != self._snapshot:
                 self._release(worker)  # not expected (refresh takes the idle ones): reopen it
-            else:
-                return worker
-
-    async def _wait(self, deadline: float) -> _Worker:
-        """Wait in line for the next released worker, within the query's time limit."""
+                continue
+            try:
+                worker.channel.post(request)
+            except (EOFError, OSError):
+                self._replace(worker)
+                continue
+            worker.running_since = time.monotonic()
+            return worker, request["spool"]
         loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[_Worker] = loop.create_future()
-        self._waiters.append(waiter)
+        ticket = _Ticket(request, loop.create_future())
+        target = None if self._waiters else self._queue_target()
+        if target is None or not self._queue_on(target, ticket):
+            self._waiters.append(ticket)
         # one timer handle, not asyncio.timeout (its bookkeeping showed in profiles under load)
-        timer = loop.call_later(max(deadline - time.monotonic(), 0.001), _give_up, waiter)
+        assert ticket.future is not None
+        timer = loop.call_later(max(deadline - time.monotonic(), 0.001), _give_up, ticket.future)
         try:
-            return await waiter
+            worker = await ticket.future
         except BaseException as exc:
-            with contextlib.suppress(ValueError):
-                self._waiters.remove(waiter)
-            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
-                self._release(waiter.result())  # handed over just as we gave up: pass it on
+            self._abandon(ticket)
             if isinstance(exc, _WaitExpired):
                 raise QueryTimeout(
                     f"no query worker became free within the {self.settings.query_timeout:g} s "
@@ -390,6 +576,21 @@ class QueryExecutor:
             raise
         finally:
             timer.cancel()
+        return worker, ticket.request["spool"]
+
+    def _abandon(self, ticket: _Ticket) -> None:
+        """The caller gave up (time limit, client gone): its job must not run for nobody, or
+        if it already runs or sits in a pipe, its result is drained."""
+        future = ticket.future
+        assert future is not None
+        if future.done() and not future.cancelled() and future.exception() is None:
+            # handed a worker just as the caller gave up: the job runs there, nobody reads it
+            self._background(self._drain(future.result(), ticket.request["spool"]))
+            return
+        ticket.abandoned = True
+        if ticket.queued_on is None:
+            with contextlib.suppress(ValueError):
+                self._waiters.remove(ticket)
 
     async def execute(self, job: QueryJob) -> QueryResult:
         """Run a query in a worker; raises QueryTimeout, QuerySyntaxError, TooManyRows...
@@ -401,22 +602,17 @@ class QueryExecutor:
             raise BackendUnavailable("the query executor is closed")
         started = time.monotonic()
         deadline = started + self.settings.query_timeout
-        worker = await self._acquire(deadline)
-        # the snapshot this query runs on, and so the version its result is labelled with
-        version = self._versions.get(worker.snapshot)
-        spool = f"{self._spool_prefix}{worker.pid}-{next(self._seq)}"
         request: worker_module.Job = {
             "query": job.query,
             "format": job.format,
             "default_graph": job.default_graph,
             "named_graphs": job.named_graphs,
-            "spool": spool,
+            "spool": self._spool_path(),
             "stream": self.settings.stream_results,
         }
-        try:
-            await worker.channel.send(request)
-        except (EOFError, OSError) as exc:
-            await self._died(worker, spool, exc)
+        worker, spool = await self._obtain(request, deadline)
+        # the snapshot this query runs on, and so the version its result is labelled with
+        version = self._versions.get(worker.snapshot)
         reply = await self._reply(worker, spool, started, deadline)
         if reply[0] == "stream":
             meta = reply[1]
@@ -522,10 +718,13 @@ class QueryExecutor:
 
     async def close(self) -> None:
         self._closed = True
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_exception(BackendUnavailable("the query executor is closed"))
+        closed = BackendUnavailable("the query executor is closed")
+        tickets = [*self._waiters, *(w.queued for w in self._workers if w.queued is not None)]
+        self._waiters.clear()
+        for ticket in tickets:
+            if ticket.wanted:
+                assert ticket.future is not None
+                ticket.future.set_exception(closed)
         self._idle.clear()
         workers = list(self._workers)
         self._workers.clear()

@@ -1,0 +1,172 @@
+"""Pipelined query workers (kg.sparql.executor): a job is written into a busy worker's pipe
+behind the one it runs, so the worker starts it without a round trip through the event loop;
+real worker processes throughout.
+
+- many concurrent queries on one worker: each answer is right, jobs were queued, nothing is
+  left in the spool directory, no process was started;
+- no head-of-line blocking: a job queued behind a long query moves to a worker that frees up;
+  its copy in the first pipe is drained, not answered twice;
+- the query ahead times out (its worker is killed): the queued job, which never started, runs
+  on the replacement;
+- a caller that gives up while its job is queued leaves nothing behind: the copy is drained
+  and the worker stays.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import shutil
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pyoxigraph as ox
+import pytest
+
+from kg.config import Settings
+from kg.errors import QueryTimeout
+from kg.sparql.executor import QueryExecutor
+from kg.store.base import QueryJob
+from kg.store.embedded import EmbeddedStore
+from tests.server_process import BASE_IRI
+
+SHORT_SLOW = "SELECT (COUNT(*) AS ?n) WHERE { ?a ?b ?c . ?d ?e ?f FILTER(?c != ?f) }"  # ~1 s
+ENDLESS = ("SELECT (COUNT(*) AS ?n) WHERE { ?a ?b ?c . ?d ?e ?f . ?g ?h ?i "
+           "FILTER(?c != ?f) }")  # ~40 s: only a time limit ends it
+
+
+def small(n: int) -> str:
+    return f"SELECT ?s ?p ?o WHERE {{ ?s ?p ?o }} ORDER BY ?s ?p ?o LIMIT {n}"
+
+
+def bindings(body: bytes) -> list[dict[str, object]]:
+    return json.loads(body)["results"]["bindings"]
+
+
+def expected(store_path: Path, text: str) -> list[dict[str, object]]:
+    store = ox.Store.read_only(str(store_path))
+    out = io.BytesIO()
+    store.query(text).serialize(out, ox.QueryResultsFormat.JSON)  # type: ignore[union-attr]
+    return bindings(out.getvalue())
+
+
+Body = Callable[[QueryExecutor, Path], Awaitable[None]]
+
+
+def with_executor(sample_store: Path, tmp_path: Path, body: Body, *, workers: int,
+                  timeout: float = 60.0) -> None:
+    async def main() -> None:
+        shutil.copytree(sample_store, tmp_path / "store")
+        settings = Settings(store_path=tmp_path / "store", base_iri=BASE_IRI,
+                            query_workers=workers, query_timeout=timeout)
+        store = EmbeddedStore(tmp_path / "store")
+        executor = QueryExecutor(settings, store)
+        await executor.start()
+        try:
+            await body(executor, tmp_path / "store")
+        finally:
+            await executor.close()
+            store.close()
+
+    asyncio.run(main())
+
+
+async def running(executor: QueryExecutor, count: int) -> None:
+    """Until `count` workers run a job."""
+    deadline = time.monotonic() + 10
+    while sum(w.running_since is not None for w in executor._workers) < count:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.01)
+
+
+def spool_files(executor: QueryExecutor) -> list[Path]:
+    return list(executor._spool_dir.iterdir())
+
+
+def test_many_queries_on_one_worker_are_queued_and_answered_right(sample_store: Path,
+                                                                  tmp_path: Path) -> None:
+    async def body(executor: QueryExecutor, store_path: Path) -> None:
+        executor.queue_behind_younger_than = 60.0  # every job may queue behind another
+        texts = [small(n) for n in range(1, 41)]
+        results = await asyncio.gather(*(executor.execute(QueryJob(t, "json")) for t in texts))
+        for text, result in zip(texts, results, strict=True):
+            assert result.inline is not None
+            assert bindings(result.inline) == expected(store_path, text)
+        assert executor.queued_jobs > 0
+        assert executor.spawned == 1 and executor.stolen_jobs == 0
+        assert spool_files(executor) == []
+
+    with_executor(sample_store, tmp_path, body, workers=1)
+
+
+def test_a_job_queued_behind_a_long_query_moves_to_a_worker_that_frees_up(
+        sample_store: Path, tmp_path: Path) -> None:
+    async def body(executor: QueryExecutor, store_path: Path) -> None:
+        executor.queue_behind_younger_than = 60.0
+        executor.steal_after = 0.05
+        short = asyncio.create_task(executor.execute(QueryJob(SHORT_SLOW, "json")))
+        await running(executor, 1)
+        endless = asyncio.create_task(executor.execute(QueryJob(ENDLESS, "json")))
+        await running(executor, 2)
+        started = time.monotonic()
+        quick = await executor.execute(QueryJob(small(5), "json"))  # queued behind ENDLESS
+        waited = time.monotonic() - started
+        assert quick.inline is not None
+        assert bindings(quick.inline) == expected(store_path, small(5))
+        assert executor.queued_jobs == 1 and executor.stolen_jobs == 1
+        assert not endless.done(), "the quick query waited for the endless one"
+        assert waited < 5.0  # it waited for SHORT_SLOW's worker, not for the time limit
+        assert (await short).inline is not None
+        with pytest.raises(QueryTimeout):
+            await endless  # its worker is killed; the copy queued behind it goes with it
+        again = await executor.execute(QueryJob(small(3), "json"))
+        assert again.inline is not None and bindings(again.inline) == expected(store_path,
+                                                                               small(3))
+        assert spool_files(executor) == []
+
+    with_executor(sample_store, tmp_path, body, workers=2, timeout=8.0)
+
+
+def test_a_queued_job_runs_after_the_query_ahead_times_out(sample_store: Path,
+                                                           tmp_path: Path) -> None:
+    async def body(executor: QueryExecutor, store_path: Path) -> None:
+        executor.queue_behind_younger_than = 60.0
+        executor.steal_after = 60.0  # no other worker anyway
+        endless = asyncio.create_task(executor.execute(QueryJob(ENDLESS, "json")))
+        await running(executor, 1)
+        await asyncio.sleep(1.5)  # its own time limit (waiting included) ends well after
+        quick = asyncio.create_task(executor.execute(QueryJob(small(4), "json")))
+        with pytest.raises(QueryTimeout):
+            await endless
+        result = await quick  # back in line when its worker was killed, run on the new one
+        assert result.inline is not None
+        assert bindings(result.inline) == expected(store_path, small(4))
+        assert executor.queued_jobs == 1 and executor.spawned == 2
+        assert spool_files(executor) == []
+
+    with_executor(sample_store, tmp_path, body, workers=1, timeout=3.0)
+
+
+def test_a_caller_that_gives_up_while_queued_leaves_nothing_behind(sample_store: Path,
+                                                                   tmp_path: Path) -> None:
+    async def body(executor: QueryExecutor, store_path: Path) -> None:
+        executor.queue_behind_younger_than = 60.0
+        slow = asyncio.create_task(executor.execute(QueryJob(SHORT_SLOW, "json")))
+        await running(executor, 1)
+        pids = executor.worker_pids
+        gone = asyncio.create_task(executor.execute(QueryJob(small(6), "json")))
+        await asyncio.sleep(0.05)
+        assert executor.queued_jobs == 1
+        gone.cancel()  # the client went away while its job sat in the pipe
+        with pytest.raises(asyncio.CancelledError):
+            await gone
+        assert (await slow).inline is not None
+        after = await executor.execute(QueryJob(small(2), "json"))  # after the drained copy
+        assert after.inline is not None
+        assert bindings(after.inline) == expected(store_path, small(2))
+        assert executor.worker_pids == pids and executor.spawned == 1  # nobody was killed
+        assert spool_files(executor) == []
+
+    with_executor(sample_store, tmp_path, body, workers=1)
