@@ -99,6 +99,7 @@ START_TIMEOUT = 60.0
 # job started less than this ago; one queued there longer than STEAL_AFTER moves to a free worker
 QUEUE_BEHIND_YOUNGER_THAN = 0.002
 STEAL_AFTER = 0.005
+PIPE_DEPTH = 2  # jobs queued in a worker's pipe behind the one it runs
 
 _POSITION = re.compile(r"at (\d+):(\d+)")
 
@@ -131,7 +132,8 @@ class _Worker:
         self.snapshot = snapshot  # the snapshot it has open; changed only on "ready"
         self.opening: Path | None = None  # the snapshot it is reopening on, meanwhile
         self.running_since: float | None = None  # when its current job started (None: none)
-        self.queued: _Ticket | None = None  # the job written behind the current one
+        # the jobs written behind the current one, in the order the worker will run them
+        self.queued: collections.deque[_Ticket] = collections.deque()
         parent, child_sock = socket.socketpair()
         child = mp.connection.Connection(child_sock.detach())
         self.channel = Channel(parent)
@@ -249,6 +251,7 @@ class QueryExecutor:
         self.pipelining = True
         self.queue_behind_younger_than = QUEUE_BEHIND_YOUNGER_THAN
         self.steal_after = STEAL_AFTER
+        self.pipe_depth = PIPE_DEPTH
 
     @property
     def snapshot(self) -> Path | None:
@@ -304,15 +307,16 @@ class QueryExecutor:
         queued behind its current one never started: it goes back to the head of the line."""
         dead.kill()
         dead.running_since = None
-        queued, dead.queued = dead.queued, None
-        if queued is not None:
-            queued.queued_on = None
-            if queued.wanted:
-                self._waiters.appendleft(queued)
-                if self._idle:
-                    self._put_idle(self._idle.popleft())
+        queued = list(dead.queued)
+        dead.queued.clear()
+        for ticket in reversed(queued):  # back to the head of the line, in their order
+            ticket.queued_on = None
+            if ticket.wanted:
+                self._waiters.appendleft(ticket)
             else:
-                _unlink(queued.request["spool"])
+                _unlink(ticket.request["spool"])
+        while self._waiters and self._idle:
+            self._put_idle(self._idle.popleft())
         if dead not in self._workers:
             return
         self._workers.discard(dead)
@@ -354,8 +358,8 @@ class QueryExecutor:
         if not worker.alive:
             self._replace(worker)  # a queued job goes back in line
             return
-        queued, worker.queued = worker.queued, None
-        if queued is not None:
+        if worker.queued:
+            queued = worker.queued.popleft()
             queued.queued_on = None
             worker.running_since = time.monotonic()
             if queued.wanted:
@@ -407,13 +411,12 @@ class QueryExecutor:
     def _queue_next(self, worker: _Worker) -> None:
         """Write the oldest waiting job into `worker`'s pipe behind the one it is running, so it
         starts without a round trip through this event loop."""
-        if not self.pipelining or worker.queued is not None:
+        if not self.pipelining:
             return
-        while self._waiters:
+        while self._waiters and len(worker.queued) < self.pipe_depth:
             ticket = self._waiters.popleft()
-            if ticket.wanted:
-                if not self._queue_on(worker, ticket):
-                    self._waiters.appendleft(ticket)  # the running job's caller learns why
+            if ticket.wanted and not self._queue_on(worker, ticket):
+                self._waiters.appendleft(ticket)  # the running job's caller learns why
                 return
 
     def _queue_on(self, worker: _Worker, ticket: _Ticket) -> bool:
@@ -421,7 +424,7 @@ class QueryExecutor:
             worker.channel.post(ticket.request)
         except (EOFError, OSError):
             return False
-        worker.queued = ticket
+        worker.queued.append(ticket)
         ticket.queued_on = worker
         ticket.queued_at = time.monotonic()
         self.queued_jobs += 1
@@ -429,28 +432,31 @@ class QueryExecutor:
         return True
 
     def _queue_target(self) -> _Worker | None:
-        """The worker whose current job started last, if that was only just now and nothing is
-        queued behind it (a job that has run a while is the likelier to run on)."""
+        """Among workers whose current job started only just now and whose pipe has room, the
+        one with the fewest jobs queued, then the one whose job started last (a job that has
+        run a while is the likelier to run on)."""
         if not self.pipelining:
             return None
-        youngest: _Worker | None = None
-        since_youngest = time.monotonic() - self.queue_behind_younger_than
+        best: _Worker | None = None
+        best_rank: tuple[int, float] = (self.pipe_depth, 0.0)
+        young = time.monotonic() - self.queue_behind_younger_than
         for worker in self._workers:
             since = worker.running_since
-            if (since is not None and since >= since_youngest and worker.queued is None
-                    and worker.opening is None and worker.snapshot == self._snapshot
-                    and worker.alive):
-                youngest, since_youngest = worker, since
-        return youngest
+            if (since is not None and since >= young and worker.opening is None
+                    and worker.snapshot == self._snapshot and worker.alive):
+                rank = (len(worker.queued), -since)
+                if rank < best_rank:
+                    best, best_rank = worker, rank
+        return best
 
     def _stealable(self, queued_before: float) -> _Ticket | None:
         """The oldest wanted job queued behind another job since before `queued_before`."""
         oldest = None
         for worker in self._workers:
-            ticket = worker.queued
-            if (ticket is not None and ticket.wanted and ticket.queued_at <= queued_before
-                    and (oldest is None or ticket.queued_at < oldest.queued_at)):
-                oldest = ticket
+            for ticket in worker.queued:
+                if (ticket.wanted and ticket.queued_at <= queued_before
+                        and (oldest is None or ticket.queued_at < oldest.queued_at)):
+                    oldest = ticket
         return oldest
 
     def _steal(self, ticket: _Ticket, worker: _Worker) -> None:
@@ -458,7 +464,8 @@ class QueryExecutor:
         first pipe still runs when its turn comes; it is drained there, its result dropped."""
         victim = ticket.queued_on
         assert victim is not None
-        victim.queued = _Ticket(ticket.request, None)  # abandoned: drained when it runs
+        # in its place, an abandoned copy: drained when it runs
+        victim.queued[victim.queued.index(ticket)] = _Ticket(ticket.request, None)
         ticket.queued_on = None
         ticket.request = {**ticket.request, "spool": self._spool_path()}
         self.stolen_jobs += 1
@@ -719,7 +726,7 @@ class QueryExecutor:
     async def close(self) -> None:
         self._closed = True
         closed = BackendUnavailable("the query executor is closed")
-        tickets = [*self._waiters, *(w.queued for w in self._workers if w.queued is not None)]
+        tickets = [*self._waiters, *(t for w in self._workers for t in w.queued)]
         self._waiters.clear()
         for ticket in tickets:
             if ticket.wanted:
