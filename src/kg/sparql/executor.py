@@ -47,10 +47,11 @@ Decisions (also in the README's service section):
   first; pruning it mid-way made refreshes fail).
 - Requests waiting for a worker are served first come, first served (a released worker is
   handed to the oldest waiter), so a busy caller cannot starve the others.
-- **Pipelined.** When no worker is free, a job is written into the pipe of the worker whose
-  current job started last (within `QUEUE_BEHIND_YOUNGER_THAN`), and a worker that takes the
-  job queued behind its own takes the next waiting one into its pipe: the worker reads its next
-  job the moment it answers, without waiting for this event loop to notice the answer and hand
+- **Pipelined.** When no worker is free, a job is written into the pipe of a worker whose
+  current job started within `QUEUE_BEHIND_YOUNGER_THAN` (the least queued, then the one whose
+  job started last; at most `PIPE_DEPTH` jobs behind the running one), and a worker that takes
+  a job queued behind its own refills its pipe from the line: the worker reads its next job
+  the moment it answers, without waiting for this event loop to notice the answer and hand
   the worker on (that round trip left each worker idle ~60 % of the time under load;
   pipelining raised small uncached queries from ~9.7K to ~11.4K req/s, bench/README.md). What
   keeps it safe: a job queued behind one that turns out long moves to the first worker that
