@@ -33,6 +33,8 @@ from kg.store.embedded import EmbeddedStore
 from tests.server_process import BASE_IRI
 
 SHORT_SLOW = "SELECT (COUNT(*) AS ?n) WHERE { ?a ?b ?c . ?d ?e ?f FILTER(?c != ?f) }"  # ~1 s
+LONGER = ("SELECT (COUNT(*) AS ?n) WHERE { ?a ?b ?c . ?d ?e ?f "
+          "FILTER(?c != ?f && ?a != ?d) }")  # about twice SHORT_SLOW
 ENDLESS = ("SELECT (COUNT(*) AS ?n) WHERE { ?a ?b ?c . ?d ?e ?f . ?g ?h ?i "
            "FILTER(?c != ?f) }")  # ~40 s: only a time limit ends it
 
@@ -167,6 +169,29 @@ def test_a_caller_that_gives_up_while_queued_leaves_nothing_behind(sample_store:
         assert after.inline is not None
         assert bindings(after.inline) == expected(store_path, small(2))
         assert executor.worker_pids == pids and executor.spawned == 1  # nobody was killed
+        assert executor.skipped_jobs == 1  # withdrawn: the worker did not run it
         assert spool_files(executor) == []
 
     with_executor(sample_store, tmp_path, body, workers=1)
+
+
+def test_a_job_moved_to_another_worker_is_not_run_twice(sample_store: Path,
+                                                         tmp_path: Path) -> None:
+    async def body(executor: QueryExecutor, store_path: Path) -> None:
+        executor.queue_behind_younger_than = 60.0
+        executor.steal_after = 0.05
+        short = asyncio.create_task(executor.execute(QueryJob(SHORT_SLOW, "json")))
+        await running(executor, 1)
+        longer = asyncio.create_task(executor.execute(QueryJob(LONGER, "json")))
+        await running(executor, 2)
+        quick = await executor.execute(QueryJob(small(7), "json"))  # queued behind LONGER
+        assert quick.inline is not None
+        assert bindings(quick.inline) == expected(store_path, small(7))
+        assert executor.stolen_jobs == 1 and not longer.done()
+        assert (await short).inline is not None and (await longer).inline is not None
+        after = await executor.execute(QueryJob(small(1), "json"))  # LONGER's worker is free
+        assert after.inline is not None
+        assert executor.skipped_jobs == 1  # LONGER's worker skipped the withdrawn copy
+        assert executor.spawned == 2 and spool_files(executor) == []
+
+    with_executor(sample_store, tmp_path, body, workers=2)

@@ -55,11 +55,12 @@ Decisions (also in the README's service section):
   the worker on (that round trip left each worker idle ~60 % of the time under load;
   pipelining raised small uncached queries from ~9.7K to ~11.4K req/s, bench/README.md). What
   keeps it safe: a job queued behind one that turns out long moves to the first worker that
-  frees up after `STEAL_AFTER` (its copy in the first pipe still runs there and is drained, its
-  result dropped); a queued job never started, so when the worker ahead is killed (time limit,
-  death, client gone) it goes back to the head of the line; a caller that gives up while its
-  job is queued leaves it to be drained; a job queued before a write runs on the snapshot its
-  worker had, and its result is labelled with that snapshot's version.
+  frees up after `STEAL_AFTER`, and its copy in the first pipe is withdrawn (a marker file
+  beside its spool path tells that worker to skip it, so a heavy query does not run twice); a
+  queued job never started, so when the worker ahead is killed (time limit, death, client
+  gone) it goes back to the head of the line; a caller that gives up while its job is queued
+  withdraws it; a job queued before a write runs on the snapshot its worker had, and its
+  result is labelled with that snapshot's version.
 """
 
 from __future__ import annotations
@@ -249,6 +250,7 @@ class QueryExecutor:
         self.snapshots_taken = 0
         self.queued_jobs = 0  # jobs written behind a running one (pipelined)
         self.stolen_jobs = 0  # queued jobs moved to a free worker
+        self.skipped_jobs = 0  # withdrawn jobs their worker did not run
         self.pipelining = True
         self.queue_behind_younger_than = QUEUE_BEHIND_YOUNGER_THAN
         self.steal_after = STEAL_AFTER
@@ -316,6 +318,7 @@ class QueryExecutor:
                 self._waiters.appendleft(ticket)
             else:
                 _unlink(ticket.request["spool"])
+                _unlink(ticket.request["spool"] + worker_module.SKIP_SUFFIX)
         while self._waiters and self._idle:
             self._put_idle(self._idle.popleft())
         if dead not in self._workers:
@@ -461,12 +464,14 @@ class QueryExecutor:
         return oldest
 
     def _steal(self, ticket: _Ticket, worker: _Worker) -> None:
-        """Run a job queued behind a long one on the free `worker` instead. The copy in the
-        first pipe still runs when its turn comes; it is drained there, its result dropped."""
+        """Run a job queued behind a long one on the free `worker` instead; the copy in the
+        first pipe is withdrawn."""
         victim = ticket.queued_on
         assert victim is not None
-        # in its place, an abandoned copy: drained when it runs
+        # in its place, an abandoned copy, withdrawn: the worker skips it (or, if it started
+        # just before the marker, runs it) and its answer is drained
         victim.queued[victim.queued.index(ticket)] = _Ticket(ticket.request, None)
+        _withdraw(ticket.request["spool"])
         ticket.queued_on = None
         ticket.request = {**ticket.request, "spool": self._spool_path()}
         self.stolen_jobs += 1
@@ -490,9 +495,13 @@ class QueryExecutor:
                 reply = await worker.receive(self.settings.query_timeout)
         except (TimeoutError, EOFError, OSError, asyncio.CancelledError):
             _unlink(spool)
+            _unlink(spool + worker_module.SKIP_SUFFIX)
             self._replace(worker)
             return
+        if reply[0] == "skipped":
+            self.skipped_jobs += 1
         _unlink(spool)
+        _unlink(spool + worker_module.SKIP_SUFFIX)  # it ran before the marker came
         self._release(worker)
 
     def _spool_path(self) -> str:
@@ -599,6 +608,8 @@ class QueryExecutor:
         if ticket.queued_on is None:
             with contextlib.suppress(ValueError):
                 self._waiters.remove(ticket)
+        else:
+            _withdraw(ticket.request["spool"])
 
     async def execute(self, job: QueryJob) -> QueryResult:
         """Run a query in a worker; raises QueryTimeout, QuerySyntaxError, TooManyRows...
@@ -747,6 +758,12 @@ class _WaitExpired(Exception):
 def _give_up(waiter: asyncio.Future[Any]) -> None:
     if not waiter.done():
         waiter.set_exception(_WaitExpired())
+
+
+def _withdraw(spool: str) -> None:
+    """Mark a job queued in a pipe as withdrawn: its worker skips it (kg.sparql.worker)."""
+    with contextlib.suppress(OSError), open(spool + worker_module.SKIP_SUFFIX, "wb"):
+        pass
 
 
 def _unlink(path: str) -> None:

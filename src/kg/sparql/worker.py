@@ -14,6 +14,8 @@ either
 - ("ok", meta) — complete; a small result travels inline in `meta["inline"]`, a larger one was
   written to `job["spool"]` (a file the parent chose, streams and deletes), or
 - ("error", kind, message[, cap]) — nothing usable was produced, or
+- ("skipped",) — the job was withdrawn while it waited in the pipe (a `SKIP_SUFFIX` marker
+  beside its spool path), or
 - ("stream", meta) first, then ("ok", meta) or ("error", ...) — a large SELECT result in a
   streamable format (`STREAM_FORMATS`, when `job["stream"]`): sent as soon as the spool spills
   to its file, which the parent follows while this worker keeps writing; the final message says
@@ -68,6 +70,11 @@ class Job(TypedDict):
     named_graphs: list[str] | None
     spool: str
     stream: bool
+
+
+# a job queued in this worker's pipe whose spool path has this marker beside it is not run
+# (kg.sparql.executor writes it when the job moved to another worker or its caller gave up)
+SKIP_SUFFIX = ".skip"
 
 
 class ResultTooLarge(Exception):
@@ -248,6 +255,11 @@ def main(conn: Any, snapshot: str, memory_limit: int | None, config: Config) -> 
                 pipe.send(("error", "reopen", f"{type(exc).__name__}: {exc}"))
                 break  # the parent replaces a worker that has no snapshot open
             pipe.send(("ready", os.getpid()))
+            continue
+        skip = message["spool"] + SKIP_SUFFIX
+        if os.path.exists(skip):  # moved to another worker, or given up, while it waited here
+            os.unlink(skip)
+            pipe.send(("skipped",))
             continue
         pipe.send(run_job(store, message, config, pipe.send))
     pipe.close()

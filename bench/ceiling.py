@@ -1,0 +1,199 @@
+"""How fast can a Python front over pyoxigraph be on this machine? Bare servers, for the ceiling.
+
+Why: the cold small-query target (0.5× `oxigraph serve-read-only`) was not met, and the open
+question is whether our code or the architecture is what costs. These two raw ASGI apps do the
+least a SPARQL GET can do: decode `?query=`, run it, serialize (SPARQL JSON, or Turtle for a
+graph), answer; no guard, negotiation, cache, metrics, logs, time limit or error handling.
+
+- `inline`: the query runs in the event loop's thread (no isolation at all);
+- `workers`: the query runs in N forked worker processes over socketpairs, with up to `depth`
+  jobs in a worker's pipe (1 = strict request/answer), as kg's executor does.
+
+`--fronts N` runs N uvicorn processes on the port (each with its own workers). Results on the
+bench's `real` store (run `python -m bench.run` once first) go to stdout as a table, with
+Oxigraph's rate on the same queries. Not part of `bench.run`; bench/README.md quotes a run.
+
+    python -m bench.ceiling --variant workers --workers 2 --depth 2 --kinds point,join
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import io
+import os
+import socket
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl
+
+import pyoxigraph as ox
+
+_LENGTH = struct.Struct("!I")
+_JSON = [(b"content-type", b"application/sparql-results+json")]
+_TURTLE = [(b"content-type", b"text/turtle")]
+
+
+def _answer(store: ox.Store, query: str) -> tuple[bool, bytes]:
+    results = store.query(query)
+    out = io.BytesIO()
+    if isinstance(results, ox.QueryTriples):
+        ox.serialize(results, out, ox.RdfFormat.TURTLE)
+        return True, out.getvalue()
+    results.serialize(out, ox.QueryResultsFormat.JSON)  # type: ignore[union-attr]
+    return False, out.getvalue()
+
+
+def _worker(sock: socket.socket, location: str) -> None:
+    store = ox.Store.read_only(location)
+    reader = sock.makefile("rb")
+    while header := reader.read(4):
+        (size,) = _LENGTH.unpack(header)
+        graph, body = _answer(store, reader.read(size).decode())
+        sock.sendall(_LENGTH.pack(len(body) + 1) + (b"g" if graph else b"s") + body)
+    os._exit(0)
+
+
+class _Pipe(asyncio.Protocol):
+    def __init__(self, pool: _Pool) -> None:
+        self.pool = pool
+        self.buffer = bytearray()
+        self.inflight: collections.deque[asyncio.Future[tuple[bool, bytes]]] = (
+            collections.deque())
+        self.transport: Any = None
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while len(self.buffer) >= 4:
+            (size,) = _LENGTH.unpack_from(self.buffer, 0)
+            if len(self.buffer) < 4 + size:
+                break
+            graph, body = self.buffer[4:5] == b"g", bytes(self.buffer[5:4 + size])
+            del self.buffer[:4 + size]
+            future = self.inflight.popleft()
+            self.pool.feed(self)
+            future.set_result((graph, body))
+
+
+class _Pool:
+    def __init__(self, location: str, workers: int, depth: int) -> None:
+        self.location, self.size, self.depth = location, workers, depth
+        self.pipes: list[_Pipe] = []
+        self.queue: collections.deque[tuple[bytes, asyncio.Future[tuple[bool, bytes]]]] = (
+            collections.deque())
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        for _ in range(self.size):
+            parent, child = socket.socketpair()
+            if os.fork() == 0:
+                parent.close()
+                _worker(child, self.location)
+            child.close()
+            _, pipe = await loop.create_unix_connection(lambda: _Pipe(self), sock=parent)
+            self.pipes.append(pipe)
+
+    def feed(self, pipe: _Pipe) -> None:
+        while self.queue and len(pipe.inflight) < self.depth:
+            query, future = self.queue.popleft()
+            pipe.transport.write(_LENGTH.pack(len(query)) + query)
+            pipe.inflight.append(future)
+
+    def run(self, query: str) -> asyncio.Future[tuple[bool, bytes]]:
+        future = asyncio.get_running_loop().create_future()
+        self.queue.append((query.encode(), future))
+        for pipe in sorted(self.pipes, key=lambda p: len(p.inflight)):
+            self.feed(pipe)
+        return future
+
+
+def _app() -> Any:
+    location = os.environ["CEILING_STORE"]
+    variant = os.environ.get("CEILING_VARIANT", "workers")
+    store = ox.Store.read_only(location) if variant == "inline" else None
+    pool = _Pool(location, int(os.environ.get("CEILING_WORKERS", "2")),
+                 int(os.environ.get("CEILING_DEPTH", "1")))
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                if store is None:
+                    await pool.start()
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        query = dict(parse_qsl(scope["query_string"].decode("latin-1")))["query"]
+        graph, body = _answer(store, query) if store is not None else await pool.run(query)
+        headers = [*(_TURTLE if graph else _JSON), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    return app
+
+
+def main(argv: list[str] | None = None) -> int:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from bench import datagen, servers, wrk
+    from bench.queries import build_kinds
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--variant", choices=("inline", "workers"), default="workers")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--depth", type=int, default=1)
+    parser.add_argument("--fronts", type=int, default=1)
+    parser.add_argument("--kinds", default="point,join,construct")
+    parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument("--work", type=Path, default=servers.ROOT / "var" / "bench")
+    opts = parser.parse_args(argv)
+    data = max((opts.work / "data").glob("*-real-s*.nq"), key=lambda p: p.stat().st_mtime)
+    stores = opts.work / "stores" / "real"
+    entities = datagen.sample_entities(data, datagen.BASE_IRI, seed=42)
+    kinds = {k.name: k for k in build_kinds(datagen.BASE_IRI,
+                                            datagen.typical_entity(data, entities), {})}
+    wanted = [kinds[name] for name in opts.kinds.split(",")]
+    rates: dict[str, dict[str, float]] = {}
+    oxigraph = servers.start_oxigraph(stores / "oxigraph", opts.work / "logs" / "ceiling")
+    try:
+        host, port = oxigraph.host_port
+        rates["oxigraph"] = {k.name: wrk.run(host, port, oxigraph.path, k.cold, entities, True,
+                                             opts.duration, 16, 2).rps for k in wanted}
+    finally:
+        oxigraph.stop()
+    port = servers.free_port()
+    env = {**os.environ, "CEILING_STORE": str(stores / "kg" / "store"),
+           "CEILING_VARIANT": opts.variant, "CEILING_WORKERS": str(opts.workers),
+           "CEILING_DEPTH": str(opts.depth)}
+    front = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--factory", "bench.ceiling:_app", "--port", str(port),
+         "--workers", str(opts.fronts), "--no-access-log", "--log-level", "warning"],
+        env=env, cwd=servers.ROOT)
+    try:
+        deadline = time.monotonic() + 60
+        while not servers.answers(f"http://127.0.0.1:{port}/sparql"):
+            if time.monotonic() > deadline:
+                raise SystemExit("the ceiling server did not start")
+            time.sleep(0.2)
+        rates["ceiling"] = {k.name: wrk.run("127.0.0.1", port, "/sparql", k.cold, entities, True,
+                                            opts.duration, 16, 2).rps for k in wanted}
+    finally:
+        front.terminate()
+        front.wait()
+    label = f"{opts.variant}, {opts.fronts} front(s)" + (
+        f", {opts.workers} workers, depth {opts.depth}" if opts.variant == "workers" else "")
+    print(f"| kind | oxigraph req/s | {label} req/s | ratio |\n|---|---|---|---|")
+    for kind in wanted:
+        ox_rate, ceiling = rates["oxigraph"][kind.name], rates["ceiling"][kind.name]
+        print(f"| {kind.name} | {ox_rate:,.0f} | {ceiling:,.0f} | {ceiling / ox_rate:.2f}× |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
