@@ -195,3 +195,43 @@ def test_a_job_moved_to_another_worker_is_not_run_twice(sample_store: Path,
         assert executor.spawned == 2 and spool_files(executor) == []
 
     with_executor(sample_store, tmp_path, body, workers=2)
+
+
+def test_a_job_stuck_behind_a_long_query_is_taken_even_while_others_wait(
+        sample_store: Path, tmp_path: Path) -> None:
+    """The other worker never idles (a steady stream of small queries keeps a line waiting),
+    yet a job queued behind the long query is taken by it first: it arrived before the line."""
+    async def body(executor: QueryExecutor, store_path: Path) -> None:
+        executor.queue_behind_younger_than = 60.0
+        executor.steal_after = 0.05
+        endless = asyncio.create_task(executor.execute(QueryJob(ENDLESS, "json")))
+        await running(executor, 1)
+        short = asyncio.create_task(executor.execute(QueryJob(SHORT_SLOW, "json")))
+        await running(executor, 2)
+        started = time.monotonic()
+        queued = [asyncio.create_task(executor.execute(QueryJob(small(n), "json")))
+                  for n in (11, 12, 13, 14)]  # two in each pipe (depth 2)
+        await asyncio.sleep(0.01)
+        assert all(len(w.queued) == 2 for w in executor._workers)
+        stop = time.monotonic() + 4.0
+
+        async def stream(k: int) -> None:  # the line never empties before `stop`
+            n = 100 + k
+            while time.monotonic() < stop:
+                await executor.execute(QueryJob(small(n), "json"))
+
+        flood = [asyncio.create_task(stream(k)) for k in range(6)]
+        done_at = {}
+        for n, task in zip((11, 12, 13, 14), queued, strict=True):
+            result = await task
+            done_at[n] = time.monotonic() - started
+            assert result.inline is not None
+            assert bindings(result.inline) == expected(store_path, small(n))
+        assert max(done_at.values()) < 3.0, done_at  # not after the stream, nor the time limit
+        assert not endless.done() and executor.stolen_jobs >= 2
+        await asyncio.gather(*flood)
+        assert (await short).inline is not None
+        with pytest.raises(QueryTimeout):
+            await endless
+
+    with_executor(sample_store, tmp_path, body, workers=2, timeout=8.0)

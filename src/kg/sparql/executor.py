@@ -54,8 +54,9 @@ Decisions (also in the README's service section):
   the moment it answers, without waiting for this event loop to notice the answer and hand
   the worker on (that round trip left each worker idle ~60 % of the time under load;
   pipelining raised small uncached queries from ~9.7K to ~11.4K req/s, bench/README.md). What
-  keeps it safe: a job queued behind one that turns out long moves to the first worker that
-  frees up after `STEAL_AFTER`, and its copy in the first pipe is withdrawn (a marker file
+  keeps it safe: a job that has sat in a pipe for `STEAL_AFTER` (behind one that turns out
+  long) is taken by the next worker that takes or queues a job, ahead of the callers in line
+  that arrived after it, and its copy in the first pipe is withdrawn (a marker file
   beside its spool path tells that worker to skip it, so a heavy query does not run twice); a
   queued job never started, so when the worker ahead is killed (time limit, death, client
   gone) it goes back to the head of the line; a caller that gives up while its job is queued
@@ -112,12 +113,13 @@ class _Ticket:
     worker (`future`'s result). An abandoned one (its caller gave up, or it was stolen) is a job
     still in some pipe whose result nobody wants: it is drained when its turn comes."""
 
-    __slots__ = ("abandoned", "future", "queued_at", "queued_on", "request")
+    __slots__ = ("abandoned", "arrived", "future", "queued_at", "queued_on", "request")
 
     def __init__(self, request: worker_module.Job,
                  future: asyncio.Future[_Worker] | None) -> None:
         self.request = request
         self.future = future
+        self.arrived = time.monotonic()
         self.queued_on: _Worker | None = None
         self.queued_at = 0.0
         self.abandoned = future is None
@@ -384,17 +386,23 @@ class QueryExecutor:
         next one queues behind); else it takes over a job queued too long behind another
         worker's; else it idles."""
         worker.running_since = None
-        while self._waiters:
-            ticket = self._waiters.popleft()
-            if ticket.wanted:
-                if self._run_on(worker, ticket):
-                    self._queue_next(worker)
-                return
-        stuck = self._stealable(time.monotonic() - self.steal_after)
-        if stuck is not None:
-            self._steal(stuck, worker)
-            return
-        self._idle.append(worker)
+        ticket = self._take_next(worker)
+        if ticket is None:
+            self._idle.append(worker)
+        elif self._run_on(worker, ticket):
+            self._queue_next(worker)
+
+    def _take_next(self, worker: _Worker) -> _Ticket | None:
+        """The next job for `worker`, oldest first: a job stuck in another worker's pipe for
+        over `steal_after` (taken from there, its copy withdrawn), or the head of the line."""
+        while self._waiters and not self._waiters[0].wanted:
+            self._waiters.popleft()
+        head = self._waiters[0] if self._waiters else None
+        stuck = self._stealable(time.monotonic() - self.steal_after, worker)
+        if stuck is not None and (head is None or stuck.arrived <= head.arrived):
+            self._detach(stuck)
+            return stuck
+        return self._waiters.popleft() if head is not None else None
 
     def _run_on(self, worker: _Worker, ticket: _Ticket) -> bool:
         """Start `ticket`'s job on a free `worker`; a dead one is replaced and the ticket goes
@@ -417,9 +425,11 @@ class QueryExecutor:
         starts without a round trip through this event loop."""
         if not self.pipelining:
             return
-        while self._waiters and len(worker.queued) < self.pipe_depth:
-            ticket = self._waiters.popleft()
-            if ticket.wanted and not self._queue_on(worker, ticket):
+        while len(worker.queued) < self.pipe_depth:
+            ticket = self._take_next(worker)
+            if ticket is None:
+                return
+            if not self._queue_on(worker, ticket):
                 self._waiters.appendleft(ticket)  # the running job's caller learns why
                 return
 
@@ -453,36 +463,38 @@ class QueryExecutor:
                     best, best_rank = worker, rank
         return best
 
-    def _stealable(self, queued_before: float) -> _Ticket | None:
-        """The oldest wanted job queued behind another job since before `queued_before`."""
+    def _stealable(self, queued_before: float, taker: _Worker | None = None) -> _Ticket | None:
+        """The oldest wanted job queued in another worker's pipe since before `queued_before`."""
         oldest = None
         for worker in self._workers:
+            if worker is taker:
+                continue
             for ticket in worker.queued:
                 if (ticket.wanted and ticket.queued_at <= queued_before
                         and (oldest is None or ticket.queued_at < oldest.queued_at)):
                     oldest = ticket
         return oldest
 
-    def _steal(self, ticket: _Ticket, worker: _Worker) -> None:
-        """Run a job queued behind a long one on the free `worker` instead; the copy in the
-        first pipe is withdrawn."""
+    def _detach(self, ticket: _Ticket) -> None:
+        """Take a job out of the pipe it waits in, to run elsewhere: the copy there is withdrawn
+        (the worker skips it or, if it started just before the marker, runs it; its answer is
+        drained either way) and the job gets a spool path of its own."""
         victim = ticket.queued_on
         assert victim is not None
-        # in its place, an abandoned copy, withdrawn: the worker skips it (or, if it started
-        # just before the marker, runs it) and its answer is drained
         victim.queued[victim.queued.index(ticket)] = _Ticket(ticket.request, None)
         _withdraw(ticket.request["spool"])
         ticket.queued_on = None
         ticket.request = {**ticket.request, "spool": self._spool_path()}
         self.stolen_jobs += 1
-        if self._run_on(worker, ticket):
-            self._queue_next(worker)
 
     def _steal_if_stuck(self, ticket: _Ticket) -> None:
+        """A job still queued `steal_after` after it was: a free worker takes it."""
         if ticket.queued_on is not None and ticket.wanted and self._idle:
             worker = self._idle.popleft()
             if worker.alive and worker.snapshot == self._snapshot:
-                self._steal(ticket, worker)
+                self._detach(ticket)
+                if self._run_on(worker, ticket):
+                    self._queue_next(worker)
             else:
                 self._release(worker)
 
