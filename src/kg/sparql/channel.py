@@ -110,32 +110,24 @@ class Channel(asyncio.Protocol):
                 timer.cancel()
 
     async def send(self, message: Any) -> None:
-        transport = await self._open()
-        payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-        size = len(payload)
-        header = _INT.pack(size) if size <= 0x7FFFFFFF else _INT.pack(-1) + _LONG.pack(size)
-        if self._lost is not None:
-            raise EOFError(str(self._lost))
-        transport.write(header + payload)  # jobs are small: the transport buffers the rest
+        """`post`, once the pipe is open (the first message may come before the worker's)."""
+        await self._open()
+        self.post(message)
 
     def post(self, message: Any) -> None:
         """Write a message now (the pipe is open once the worker said "ready"); EOFError when
-        the worker is gone."""
+        the worker is gone. Jobs are small: the transport buffers whatever the pipe refuses."""
         transport = self._transport
         if transport is None or self._lost is not None or transport.is_closing():
             raise EOFError(str(self._lost or "the channel is not open"))
-        payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-        size = len(payload)
-        header = _INT.pack(size) if size <= 0x7FFFFFFF else _INT.pack(-1) + _LONG.pack(size)
-        transport.write(header + payload)
+        transport.write(frame(message))
 
     def send_nowait(self, message: Any) -> None:
         """Best effort, for the polite stop message (never waits)."""
         if self._transport is None:
             return
-        payload = pickle.dumps(message)
         with contextlib.suppress(Exception):
-            self._transport.write(_INT.pack(len(payload)) + payload)
+            self._transport.write(frame(message))
 
     def close(self) -> None:
         self._closed = True
@@ -146,6 +138,14 @@ class Channel(asyncio.Protocol):
             with contextlib.suppress(Exception):
                 self._sock.close()
             self._sock = None
+
+
+def frame(message: Any) -> bytes:
+    """A message as multiprocessing's Connection frames it (kg.sparql.worker reads these)."""
+    payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    size = len(payload)
+    header = _INT.pack(size) if size <= 0x7FFFFFFF else _INT.pack(-1) + _LONG.pack(size)
+    return header + payload
 
 
 def _expire(waiter: asyncio.Future[Any]) -> None:

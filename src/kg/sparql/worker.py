@@ -36,6 +36,7 @@ from typing import Any, TypedDict
 
 import pyoxigraph as ox
 
+from kg.sparql.channel import frame
 from kg.sparql.results import RowCapExceeded, write_boolean, write_solutions, write_triples
 
 RESULT_FORMATS = ("json", "xml", "csv", "tsv")
@@ -222,10 +223,7 @@ class _Pipe:
             buffer += chunk
 
     def send(self, message: Any) -> None:
-        payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-        size = len(payload)
-        header = _INT.pack(size) if size <= 0x7FFFFFFF else _INT.pack(-1) + _LONG.pack(size)
-        self.sock.sendall(header + payload)
+        self.sock.sendall(frame(message))
 
     def close(self) -> None:
         self.sock.close()
