@@ -65,6 +65,7 @@ def with_executor(sample_store: Path, tmp_path: Path, body: Body, *, workers: in
                             query_workers=workers, query_timeout=timeout)
         store = EmbeddedStore(tmp_path / "store")
         executor = QueryExecutor(settings, store)
+        executor.pipelining = True  # off by default (kg.sparql.executor)
         await executor.start()
         try:
             await body(executor, tmp_path / "store")
