@@ -9,7 +9,10 @@ real worker processes throughout.
 - the query ahead times out (its worker is killed): the queued job, which never started, runs
   on the replacement;
 - a caller that gives up while its job is queued leaves nothing behind: the copy is drained
-  and the worker stays.
+  and the worker stays;
+- a job its worker has already started is not moved to another (the claim), even when the
+  event loop learns of the start late;
+- with pipelining off (KG_QUERY_PIPELINING=false) nothing is queued in a pipe.
 """
 
 from __future__ import annotations
@@ -58,14 +61,14 @@ Body = Callable[[QueryExecutor, Path], Awaitable[None]]
 
 
 def with_executor(sample_store: Path, tmp_path: Path, body: Body, *, workers: int,
-                  timeout: float = 60.0) -> None:
+                  timeout: float = 60.0, pipelining: bool = True) -> None:
     async def main() -> None:
         shutil.copytree(sample_store, tmp_path / "store")
         settings = Settings(store_path=tmp_path / "store", base_iri=BASE_IRI,
                             query_workers=workers, query_timeout=timeout)
         store = EmbeddedStore(tmp_path / "store")
         executor = QueryExecutor(settings, store)
-        executor.pipelining = True  # off by default (kg.sparql.executor)
+        executor.pipelining = pipelining  # on by default (KG_QUERY_PIPELINING)
         await executor.start()
         try:
             await body(executor, tmp_path / "store")
@@ -102,6 +105,21 @@ def test_many_queries_on_one_worker_are_queued_and_answered_right(sample_store: 
         assert spool_files(executor) == []
 
     with_executor(sample_store, tmp_path, body, workers=1)
+
+
+def test_without_pipelining_queries_wait_in_the_server_and_are_answered_right(
+        sample_store: Path, tmp_path: Path) -> None:
+    async def body(executor: QueryExecutor, store_path: Path) -> None:
+        executor.queue_behind_younger_than = 60.0
+        texts = [small(n) for n in range(1, 21)]
+        results = await asyncio.gather(*(executor.execute(QueryJob(t, "json")) for t in texts))
+        for text, result in zip(texts, results, strict=True):
+            assert result.inline is not None
+            assert bindings(result.inline) == expected(store_path, text)
+        assert executor.queued_jobs == 0 and executor.spawned == 2
+        assert spool_files(executor) == []
+
+    with_executor(sample_store, tmp_path, body, workers=2, pipelining=False)
 
 
 def test_a_job_queued_behind_a_long_query_moves_to_a_worker_that_frees_up(
@@ -236,3 +254,53 @@ def test_a_job_stuck_behind_a_long_query_is_taken_even_while_others_wait(
             await endless
 
     with_executor(sample_store, tmp_path, body, workers=2, timeout=8.0)
+
+
+def test_a_job_its_worker_has_started_is_not_taken_by_another(sample_store: Path,
+                                                              tmp_path: Path) -> None:
+    """The race behind a read that waited out its time limit (CI of 4b1ab50): the worker ahead
+    finishes and starts the queued job before this event loop reads its answer, and meanwhile
+    another worker, freed, takes the job as "stuck". Withdrawing it then came too late and the
+    long query ran on both workers, leaving none for anyone else. A job is now claimed by
+    exactly one of them (the worker that starts it, or the parent that moves it)."""
+    async def body(executor: QueryExecutor, store_path: Path) -> None:
+        executor.queue_behind_younger_than = 60.0
+        executor.steal_after = 0.05
+        first = asyncio.create_task(executor.execute(QueryJob(SHORT_SLOW, "json")))
+        await running(executor, 1)
+        second = asyncio.create_task(executor.execute(QueryJob(LONGER, "json")))
+        await running(executor, 2)
+        endless = asyncio.create_task(executor.execute(QueryJob(ENDLESS, "json")))
+        await asyncio.sleep(0.01)
+        assert sorted(len(w.queued) for w in executor._workers) == [0, 1]
+        # this loop stalls while both workers finish: SHORT_SLOW's first, then LONGER's, whose
+        # worker goes straight on to ENDLESS; SHORT_SLOW's worker is freed first and finds
+        # ENDLESS "stuck" in the other pipe
+        time.sleep(3.0)
+        assert (await first).inline is not None and (await second).inline is not None
+        started = time.monotonic()
+        quick = await executor.execute(QueryJob(small(3), "json"))
+        assert time.monotonic() - started < 2.0, "the quick query waited for a free worker"
+        assert quick.inline is not None and bindings(quick.inline) == expected(store_path,
+                                                                               small(3))
+        assert executor.stolen_jobs == 0 and not endless.done()
+        with pytest.raises(QueryTimeout):
+            await endless
+        assert spool_files(executor) == []
+
+    with_executor(sample_store, tmp_path, body, workers=2, timeout=8.0)
+
+
+def test_a_queued_job_is_had_by_exactly_one_side() -> None:
+    """kg.sparql.worker.Claims: the worker starting a job and the parent withdrawing it."""
+    import multiprocessing
+
+    from kg.sparql.worker import CLAIM_SLOTS, Claims
+
+    claims = Claims(multiprocessing.get_context("forkserver"))
+    assert claims.start(1)  # the worker started job 1 ...
+    assert not claims.withdraw(1)  # ... so it cannot be moved
+    assert claims.withdraw(2) and claims.withdraw(3)  # 2 and 3 still wait: moved
+    assert not claims.start(2) and not claims.start(3)  # the worker skips both
+    assert claims.start(4) and not claims.withdraw(4)
+    assert claims.start(2 + CLAIM_SLOTS)  # job 2's slot again: its old marker does not count

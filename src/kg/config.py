@@ -83,9 +83,9 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(1_000_000, gt=0, description="Largest accepted request body")
     query_workers: int = Field(2, ge=1, description="Processes executing queries")
     query_pipelining: bool = Field(
-        False,
+        True,
         description="Queue queries in busy workers' pipes (faster small queries under load; "
-        "off by default: a read once waited out its time limit behind a slow query with it on)",
+        "false: a query waits in the server until a worker is free)",
     )
     write_queue: int = Field(
         8, ge=1, description="Writes running or waiting; more are refused (503, Retry-After)"

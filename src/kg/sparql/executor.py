@@ -56,10 +56,14 @@ Decisions (also in the README's service section):
   pipelining raised small uncached queries from ~9.7K to ~11.4K req/s, bench/README.md). What
   keeps it safe: a job that has sat in a pipe for `STEAL_AFTER` (behind one that turns out
   long) is taken by the next worker that takes or queues a job, ahead of the callers in line
-  that arrived after it, and its copy in the first pipe is withdrawn (a marker file
-  beside its spool path tells that worker to skip it, so a heavy query does not run twice); a
-  queued job never started, so when the worker ahead is killed (time limit, death, client
-  gone) it goes back to the head of the line; a caller that gives up while its job is queued
+  that arrived after it, and its copy in the first pipe is withdrawn, so a heavy query does
+  not run twice: a queued job is claimed by exactly one side, the worker that starts it or the
+  parent that moves it (`worker.Claims`, under a lock the two share), and a job its worker
+  has already started stays there. A checked marker was a race: a worker could
+  start the job just before the parent marked it, and a long query then held both workers
+  until the time limit, so the reads behind it waited that out (a 503 in CI). A job queued
+  behind one that is killed (time limit, death, client gone) goes back to the head of the line
+  under a new spool path; a caller that gives up while its job is queued
   withdraws it; a job queued before a write runs on the snapshot its worker had, and its
   result is labelled with that snapshot's version.
 """
@@ -113,7 +117,8 @@ class _Ticket:
     worker (`future`'s result). An abandoned one (its caller gave up, or it was stolen) is a job
     still in some pipe whose result nobody wants: it is drained when its turn comes."""
 
-    __slots__ = ("abandoned", "arrived", "future", "queued_at", "queued_on", "request")
+    __slots__ = ("abandoned", "arrived", "future", "queued_at", "queued_on", "request",
+                 "started")
 
     def __init__(self, request: worker_module.Job,
                  future: asyncio.Future[_Worker] | None) -> None:
@@ -123,6 +128,7 @@ class _Ticket:
         self.queued_on: _Worker | None = None
         self.queued_at = 0.0
         self.abandoned = future is None
+        self.started = False  # its worker claimed it first: it cannot be moved
 
     @property
     def wanted(self) -> bool:
@@ -138,12 +144,14 @@ class _Worker:
         self.running_since: float | None = None  # when its current job started (None: none)
         # the jobs written behind the current one, in the order the worker will run them
         self.queued: collections.deque[_Ticket] = collections.deque()
+        self.claims = worker_module.Claims(ctx)
+        self.posted = 0  # jobs queued in its pipe so far: their `claim` numbers
         parent, child_sock = socket.socketpair()
         child = mp.connection.Connection(child_sock.detach())
         self.channel = Channel(parent)
         self.process = ctx.Process(
             target=worker_module.main,
-            args=(child, str(snapshot), WORKER_MEMORY_LIMIT, config),
+            args=(child, str(snapshot), WORKER_MEMORY_LIMIT, config, self.claims),
             daemon=True,
             name=name,
         )
@@ -253,8 +261,6 @@ class QueryExecutor:
         self.queued_jobs = 0  # jobs written behind a running one (pipelined)
         self.stolen_jobs = 0  # queued jobs moved to a free worker
         self.skipped_jobs = 0  # withdrawn jobs their worker did not run
-        # KG_QUERY_PIPELINING, off by default: with it on, tests/test_load_short.py once saw a
-        # read wait out its time limit (503) behind the slow query; cause not found yet
         self.pipelining = settings.query_pipelining
         self.queue_behind_younger_than = QUEUE_BEHIND_YOUNGER_THAN
         self.steal_after = STEAL_AFTER
@@ -319,10 +325,11 @@ class QueryExecutor:
         for ticket in reversed(queued):  # back to the head of the line, in their order
             ticket.queued_on = None
             if ticket.wanted:
+                ticket.started = False
+                ticket.request = {**ticket.request, "spool": self._spool_path(), "claim": 0}
                 self._waiters.appendleft(ticket)
             else:
                 _unlink(ticket.request["spool"])
-                _unlink(ticket.request["spool"] + worker_module.SKIP_SUFFIX)
         while self._waiters and self._idle:
             self._put_idle(self._idle.popleft())
         if dead not in self._workers:
@@ -400,10 +407,12 @@ class QueryExecutor:
         while self._waiters and not self._waiters[0].wanted:
             self._waiters.popleft()
         head = self._waiters[0] if self._waiters else None
-        stuck = self._stealable(time.monotonic() - self.steal_after, worker)
-        if stuck is not None and (head is None or stuck.arrived <= head.arrived):
-            self._detach(stuck)
-            return stuck
+        queued_before = time.monotonic() - self.steal_after
+        while (stuck := self._stealable(queued_before, worker)) is not None:
+            if head is not None and stuck.arrived > head.arrived:
+                break
+            if self._detach(stuck):
+                return stuck
         return self._waiters.popleft() if head is not None else None
 
     def _run_on(self, worker: _Worker, ticket: _Ticket) -> bool:
@@ -436,9 +445,12 @@ class QueryExecutor:
                 return
 
     def _queue_on(self, worker: _Worker, ticket: _Ticket) -> bool:
+        worker.posted += 1
+        ticket.request["claim"] = worker.posted  # it may be withdrawn while it waits there
         try:
             worker.channel.post(ticket.request)
         except (EOFError, OSError):
+            ticket.request["claim"] = 0  # a number of this worker's means nothing elsewhere
             return False
         worker.queued.append(ticket)
         ticket.queued_on = worker
@@ -472,33 +484,37 @@ class QueryExecutor:
             if worker is taker:
                 continue
             for ticket in worker.queued:
-                if (ticket.wanted and ticket.queued_at <= queued_before
+                if (ticket.wanted and not ticket.started and ticket.queued_at <= queued_before
                         and (oldest is None or ticket.queued_at < oldest.queued_at)):
                     oldest = ticket
         return oldest
 
-    def _detach(self, ticket: _Ticket) -> None:
-        """Take a job out of the pipe it waits in, to run elsewhere: the copy there is withdrawn
-        (the worker skips it or, if it started just before the marker, runs it; its answer is
-        drained either way) and the job gets a spool path of its own."""
+    def _detach(self, ticket: _Ticket) -> bool:
+        """Take a job out of the pipe it waits in, to run elsewhere, if its worker has not
+        claimed it (started it) yet: the copy there is withdrawn (the worker skips it; the
+        skip is drained) and the job gets a spool path of its own. False: it stays."""
         victim = ticket.queued_on
         assert victim is not None
+        if not victim.claims.withdraw(ticket.request["claim"]):
+            ticket.started = True  # running there now (its answer just not read yet)
+            return False
         victim.queued[victim.queued.index(ticket)] = _Ticket(ticket.request, None)
-        _withdraw(ticket.request["spool"])
         ticket.queued_on = None
-        ticket.request = {**ticket.request, "spool": self._spool_path()}
+        ticket.request = {**ticket.request, "spool": self._spool_path(), "claim": 0}
         self.stolen_jobs += 1
+        return True
 
     def _steal_if_stuck(self, ticket: _Ticket) -> None:
         """A job still queued `steal_after` after it was: a free worker takes it."""
-        if ticket.queued_on is not None and ticket.wanted and self._idle:
+        if (ticket.queued_on is not None and ticket.wanted and not ticket.started
+                and self._idle):
             worker = self._idle.popleft()
-            if worker.alive and worker.snapshot == self._snapshot:
-                self._detach(ticket)
-                if self._run_on(worker, ticket):
-                    self._queue_next(worker)
-            else:
+            if not (worker.alive and worker.snapshot == self._snapshot):
                 self._release(worker)
+            elif not self._detach(ticket):
+                self._idle.appendleft(worker)
+            elif self._run_on(worker, ticket):
+                self._queue_next(worker)
 
     async def _drain(self, worker: _Worker, spool: str) -> None:
         """Read and drop the result of a job nobody waits for any more, then free the worker
@@ -509,13 +525,11 @@ class QueryExecutor:
                 reply = await worker.receive(self.settings.query_timeout)
         except (TimeoutError, EOFError, OSError, asyncio.CancelledError):
             _unlink(spool)
-            _unlink(spool + worker_module.SKIP_SUFFIX)
             self._replace(worker)
             return
         if reply[0] == "skipped":
             self.skipped_jobs += 1
         _unlink(spool)
-        _unlink(spool + worker_module.SKIP_SUFFIX)  # it ran before the marker came
         self._release(worker)
 
     def _spool_path(self) -> str:
@@ -567,8 +581,11 @@ class QueryExecutor:
         if stale:  # rmtree of a store directory blocked the event loop for tens of ms
             self._background(asyncio.to_thread(remove_dirs, stale))
 
-    async def _obtain(self, request: worker_module.Job, deadline: float) -> tuple[_Worker, str]:
-        """A worker running `request`, and the spool it writes: a free worker at once, else a
+    async def _obtain(
+        self, request: worker_module.Job, deadline: float
+    ) -> tuple[_Worker, worker_module.Job]:
+        """A worker running `request`, as it was sent (its spool path may have changed on the
+        way): a free worker at once, else a
         place in the pipe of a worker whose job has just started, else the line (first come,
         first served), within the query's time limit."""
         while self._idle:
@@ -585,7 +602,7 @@ class QueryExecutor:
                 self._replace(worker)
                 continue
             worker.running_since = time.monotonic()
-            return worker, request["spool"]
+            return worker, request
         loop = asyncio.get_running_loop()
         ticket = _Ticket(request, loop.create_future())
         target = None if self._waiters else self._queue_target()
@@ -607,7 +624,7 @@ class QueryExecutor:
             raise
         finally:
             timer.cancel()
-        return worker, ticket.request["spool"]
+        return worker, ticket.request
 
     def _abandon(self, ticket: _Ticket) -> None:
         """The caller gave up (time limit, client gone): its job must not run for nobody, or
@@ -622,8 +639,8 @@ class QueryExecutor:
         if ticket.queued_on is None:
             with contextlib.suppress(ValueError):
                 self._waiters.remove(ticket)
-        else:
-            _withdraw(ticket.request["spool"])
+        else:  # the worker skips it, or it has started it: drained when its turn comes
+            ticket.queued_on.claims.withdraw(ticket.request["claim"])
 
     async def execute(self, job: QueryJob) -> QueryResult:
         """Run a query in a worker; raises QueryTimeout, QuerySyntaxError, TooManyRows...
@@ -642,8 +659,10 @@ class QueryExecutor:
             "named_graphs": job.named_graphs,
             "spool": self._spool_path(),
             "stream": self.settings.stream_results,
+            "claim": 0,
         }
-        worker, spool = await self._obtain(request, deadline)
+        worker, request = await self._obtain(request, deadline)
+        spool = request["spool"]
         # the snapshot this query runs on, and so the version its result is labelled with
         version = self._versions.get(worker.snapshot)
         reply = await self._reply(worker, spool, started, deadline)
@@ -772,12 +791,6 @@ class _WaitExpired(Exception):
 def _give_up(waiter: asyncio.Future[Any]) -> None:
     if not waiter.done():
         waiter.set_exception(_WaitExpired())
-
-
-def _withdraw(spool: str) -> None:
-    """Mark a job queued in a pipe as withdrawn: its worker skips it (kg.sparql.worker)."""
-    with contextlib.suppress(OSError), open(spool + worker_module.SKIP_SUFFIX, "wb"):
-        pass
 
 
 def _unlink(path: str) -> None:

@@ -14,8 +14,7 @@ either
 - ("ok", meta) — complete; a small result travels inline in `meta["inline"]`, a larger one was
   written to `job["spool"]` (a file the parent chose, streams and deletes), or
 - ("error", kind, message[, cap]) — nothing usable was produced, or
-- ("skipped",) — the job was withdrawn while it waited in the pipe (a `SKIP_SUFFIX` marker
-  beside its spool path), or
+- ("skipped",) — the job was withdrawn while it waited in the pipe (`Claims`), or
 - ("stream", meta) first, then ("ok", meta) or ("error", ...) — a large SELECT result in a
   streamable format (`STREAM_FORMATS`, when `job["stream"]`): sent as soon as the spool spills
   to its file, which the parent follows while this worker keeps writing; the final message says
@@ -71,11 +70,48 @@ class Job(TypedDict):
     named_graphs: list[str] | None
     spool: str
     stream: bool
+    claim: int  # > 0: queued behind another job, run only if `Claims.start(claim)` says so
 
 
-# a job queued in this worker's pipe whose spool path has this marker beside it is not run
-# (kg.sparql.executor writes it when the job moved to another worker or its caller gave up)
-SKIP_SUFFIX = ".skip"
+CLAIM_SLOTS = 16  # > the jobs that can be queued in one pipe at once (PIPE_DEPTH + moved ones)
+
+
+class Claims:
+    """Who has a queued job: this worker (it started it) or the parent (it withdrew it).
+
+    A job queued in a worker's pipe may be withdrawn while it waits: moved to another worker,
+    or its caller gave up. Exactly one side must have it, decided atomically under a lock
+    shared by the two processes. A marker file the worker merely checked was a race: it could
+    start the job just before the parent marked it, and a long query then held two workers
+    until the time limit (the reads behind it waited that out). Queued jobs are numbered per
+    worker in pipe order (`Job["claim"]`, from 1); `cells[0]` is the last one started, and
+    `cells[1 + n % CLAIM_SLOTS] == n` marks n withdrawn. The lock is held for a few
+    instructions; the parent never waits for it long (a worker killed while holding it).
+    """
+
+    def __init__(self, ctx: Any) -> None:
+        self.lock = ctx.Lock()
+        self.cells = ctx.RawArray("q", 1 + CLAIM_SLOTS)
+
+    def start(self, number: int) -> bool:
+        """In the worker, before queued job `number`: False if it was withdrawn (skip it)."""
+        with self.lock:
+            if self.cells[1 + number % CLAIM_SLOTS] == number:
+                return False
+            self.cells[0] = number
+            return True
+
+    def withdraw(self, number: int) -> bool:
+        """In the parent: True if the worker will skip queued job `number` (not started)."""
+        if not self.lock.acquire(timeout=0.5):
+            return False
+        try:
+            if self.cells[0] >= number:
+                return False
+            self.cells[1 + number % CLAIM_SLOTS] = number
+            return True
+        finally:
+            self.lock.release()
 
 
 class ResultTooLarge(Exception):
@@ -229,7 +265,8 @@ class _Pipe:
         self.sock.close()
 
 
-def main(conn: Any, snapshot: str, memory_limit: int | None, config: Config) -> None:
+def main(conn: Any, snapshot: str, memory_limit: int | None, config: Config,
+         claims: Claims) -> None:
     """Entry point of a worker process (started by kg.sparql.executor)."""
     if memory_limit:
         # a sort over a cartesian product can exhaust memory before the time limit: fail alone
@@ -254,9 +291,7 @@ def main(conn: Any, snapshot: str, memory_limit: int | None, config: Config) -> 
                 break  # the parent replaces a worker that has no snapshot open
             pipe.send(("ready", os.getpid()))
             continue
-        skip = message["spool"] + SKIP_SUFFIX
-        if os.path.exists(skip):  # moved to another worker, or given up, while it waited here
-            os.unlink(skip)
+        if message["claim"] and not claims.start(message["claim"]):  # withdrawn while queued
             pipe.send(("skipped",))
             continue
         pipe.send(run_job(store, message, config, pipe.send))
