@@ -84,3 +84,13 @@ def test_triples_round_trip(store: ox.Store, fmt: str) -> None:
 def test_row_cap_on_triples(store: ox.Store) -> None:
     with pytest.raises(RowCapExceeded):
         write_triples(store.query("CONSTRUCT WHERE { ?s ?p ?o }"), "turtle", io.BytesIO(), 5)
+
+
+@pytest.mark.parametrize("fmt", ["turtle", "nquads"])
+def test_a_graph_of_exactly_the_cap_is_written_one_more_is_refused(store: ox.Store,
+                                                                   fmt: str) -> None:
+    out = io.BytesIO()
+    assert write_triples(store.query("CONSTRUCT WHERE { ?s ?p ?o }"), fmt, out, 10) == 10
+    assert out.getvalue()
+    with pytest.raises(RowCapExceeded):
+        write_triples(store.query("CONSTRUCT WHERE { ?s ?p ?o }"), fmt, io.BytesIO(), 9)
