@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import select
 import shutil
 import time
 from collections.abc import Awaitable, Callable
@@ -273,10 +274,17 @@ def test_a_job_its_worker_has_started_is_not_taken_by_another(sample_store: Path
         endless = asyncio.create_task(executor.execute(QueryJob(ENDLESS, "json")))
         await asyncio.sleep(0.01)
         assert sorted(len(w.queued) for w in executor._workers) == [0, 1]
-        # this loop stalls while both workers finish: SHORT_SLOW's first, then LONGER's, whose
-        # worker goes straight on to ENDLESS; SHORT_SLOW's worker is freed first and finds
-        # ENDLESS "stuck" in the other pipe
-        time.sleep(3.0)
+        behind = next(w for w in executor._workers if w.queued)
+        other = next(w for w in executor._workers if w is not behind)
+        number = behind.queued[0].request["claim"]
+        # this loop stalls (no await) until both workers have finished, SHORT_SLOW's first and
+        # LONGER's, whose worker has gone straight on to ENDLESS; once the loop runs again,
+        # SHORT_SLOW's worker is freed first and finds ENDLESS "stuck" in the other pipe
+        deadline = time.monotonic() + 60
+        sock = other.channel._transport.get_extra_info("socket")  # type: ignore[union-attr]
+        while not (behind.claims.cells[0] >= number and select.select([sock], [], [], 0)[0]):
+            assert time.monotonic() < deadline, "the workers did not get there in 60 s"
+            time.sleep(0.01)
         assert (await first).inline is not None and (await second).inline is not None
         started = time.monotonic()
         quick = await executor.execute(QueryJob(small(3), "json"))
@@ -304,3 +312,6 @@ def test_a_queued_job_is_had_by_exactly_one_side() -> None:
     assert not claims.start(2) and not claims.start(3)  # the worker skips both
     assert claims.start(4) and not claims.withdraw(4)
     assert claims.start(2 + CLAIM_SLOTS)  # job 2's slot again: its old marker does not count
+    with claims.lock:  # the worker holds the lock (preempted, or killed inside it)
+        assert claims.withdraw(30) is None  # undecided, after a short wait: not "started"
+    assert claims.withdraw(30) is True

@@ -75,6 +75,7 @@ import collections
 import contextlib
 import itertools
 import logging
+import math
 import multiprocessing as mp
 import os
 import re
@@ -107,6 +108,8 @@ START_TIMEOUT = 60.0
 QUEUE_BEHIND_YOUNGER_THAN = 0.002
 STEAL_AFTER = 0.005
 PIPE_DEPTH = 2  # jobs queued in a worker's pipe behind the one it runs
+# claim numbers in flight on one worker (its queue, moved copies included) must fit the ring
+assert PIPE_DEPTH + 2 < worker_module.CLAIM_SLOTS
 
 _POSITION = re.compile(r"at (\d+):(\d+)")
 
@@ -324,12 +327,11 @@ class QueryExecutor:
         dead.queued.clear()
         for ticket in reversed(queued):  # back to the head of the line, in their order
             ticket.queued_on = None
+            _unlink(ticket.request["spool"])  # the dead worker may have started writing it
             if ticket.wanted:
                 ticket.started = False
                 ticket.request = {**ticket.request, "spool": self._spool_path(), "claim": 0}
                 self._waiters.appendleft(ticket)
-            else:
-                _unlink(ticket.request["spool"])
         while self._waiters and self._idle:
             self._put_idle(self._idle.popleft())
         if dead not in self._workers:
@@ -408,11 +410,13 @@ class QueryExecutor:
             self._waiters.popleft()
         head = self._waiters[0] if self._waiters else None
         queued_before = time.monotonic() - self.steal_after
-        while (stuck := self._stealable(queued_before, worker)) is not None:
+        tried: tuple[_Ticket, ...] = ()
+        while (stuck := self._stealable(queued_before, worker, tried)) is not None:
             if head is not None and stuck.arrived > head.arrived:
                 break
             if self._detach(stuck):
                 return stuck
+            tried += (stuck,)
         return self._waiters.popleft() if head is not None else None
 
     def _run_on(self, worker: _Worker, ticket: _Ticket) -> bool:
@@ -466,7 +470,7 @@ class QueryExecutor:
         if not self.pipelining:
             return None
         best: _Worker | None = None
-        best_rank: tuple[int, float] = (self.pipe_depth, 0.0)
+        best_rank: tuple[int, float] = (self.pipe_depth, -math.inf)  # full pipes: none
         young = time.monotonic() - self.queue_behind_younger_than
         for worker in self._workers:
             since = worker.running_since
@@ -477,15 +481,18 @@ class QueryExecutor:
                     best, best_rank = worker, rank
         return best
 
-    def _stealable(self, queued_before: float, taker: _Worker | None = None) -> _Ticket | None:
-        """The oldest wanted job queued in another worker's pipe since before `queued_before`."""
+    def _stealable(self, queued_before: float, taker: _Worker | None = None,
+                   tried: tuple[_Ticket, ...] = ()) -> _Ticket | None:
+        """The oldest wanted job queued in another worker's pipe since before `queued_before`
+        (not one of `tried`)."""
         oldest = None
         for worker in self._workers:
             if worker is taker:
                 continue
             for ticket in worker.queued:
                 if (ticket.wanted and not ticket.started and ticket.queued_at <= queued_before
-                        and (oldest is None or ticket.queued_at < oldest.queued_at)):
+                        and (oldest is None or ticket.queued_at < oldest.queued_at)
+                        and ticket not in tried):
                     oldest = ticket
         return oldest
 
@@ -495,8 +502,10 @@ class QueryExecutor:
         skip is drained) and the job gets a spool path of its own. False: it stays."""
         victim = ticket.queued_on
         assert victim is not None
-        if not victim.claims.withdraw(ticket.request["claim"]):
-            ticket.started = True  # running there now (its answer just not read yet)
+        withdrawn = victim.claims.withdraw(ticket.request["claim"])
+        if not withdrawn:
+            # False: running there now (its answer just not read yet); None: undecided
+            ticket.started = withdrawn is False
             return False
         victim.queued[victim.queued.index(ticket)] = _Ticket(ticket.request, None)
         ticket.queued_on = None
@@ -513,6 +522,9 @@ class QueryExecutor:
                 self._release(worker)
             elif not self._detach(ticket):
                 self._idle.appendleft(worker)
+                if not ticket.started:  # undecided: look again later
+                    asyncio.get_running_loop().call_later(
+                        self.steal_after, self._steal_if_stuck, ticket)
             elif self._run_on(worker, ticket):
                 self._queue_next(worker)
 

@@ -74,6 +74,7 @@ class Job(TypedDict):
 
 
 CLAIM_SLOTS = 16  # > the jobs that can be queued in one pipe at once (PIPE_DEPTH + moved ones)
+LOCK_WAIT = 0.02  # seconds the parent's event loop may wait for a worker's claim lock
 
 
 class Claims:
@@ -86,7 +87,8 @@ class Claims:
     until the time limit (the reads behind it waited that out). Queued jobs are numbered per
     worker in pipe order (`Job["claim"]`, from 1); `cells[0]` is the last one started, and
     `cells[1 + n % CLAIM_SLOTS] == n` marks n withdrawn. The lock is held for a few
-    instructions; the parent never waits for it long (a worker killed while holding it).
+    instructions; the parent waits for it at most `LOCK_WAIT` (a worker preempted or killed
+    while holding it) and then treats the job as undecided, not as started.
     """
 
     def __init__(self, ctx: Any) -> None:
@@ -101,10 +103,12 @@ class Claims:
             self.cells[0] = number
             return True
 
-    def withdraw(self, number: int) -> bool:
-        """In the parent: True if the worker will skip queued job `number` (not started)."""
-        if not self.lock.acquire(timeout=0.5):
-            return False
+    def withdraw(self, number: int) -> bool | None:
+        """In the parent: True if the worker will skip queued job `number`, False if it has
+        started it, None if the lock stayed busy (the worker preempted or killed inside it):
+        unknown, ask again later. The event loop waits at most `LOCK_WAIT` for it."""
+        if not self.lock.acquire(timeout=LOCK_WAIT):
+            return None
         try:
             if self.cells[0] >= number:
                 return False
@@ -291,8 +295,11 @@ def main(conn: Any, snapshot: str, memory_limit: int | None, config: Config,
                 break  # the parent replaces a worker that has no snapshot open
             pipe.send(("ready", os.getpid()))
             continue
-        if message["claim"] and not claims.start(message["claim"]):  # withdrawn while queued
-            pipe.send(("skipped",))
-            continue
-        pipe.send(run_job(store, message, config, pipe.send))
+        try:
+            if message["claim"] and not claims.start(message["claim"]):  # withdrawn meanwhile
+                pipe.send(("skipped",))
+                continue
+            pipe.send(run_job(store, message, config, pipe.send))
+        except (BrokenPipeError, ConnectionResetError):
+            break  # the parent is gone (the pool closed while this job ran): nothing to tell
     pipe.close()
