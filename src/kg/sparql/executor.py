@@ -47,7 +47,8 @@ Decisions (also in the README's service section):
   first; pruning it mid-way made refreshes fail).
 - Requests waiting for a worker are served first come, first served (a released worker is
   handed to the oldest waiter), so a busy caller cannot starve the others.
-- **Pipelined.** When no worker is free, a job is written into the pipe of a worker whose
+- **Pipelined** (`settings.query_pipelining`, on by default). When no worker is free, a
+  job is written into the pipe of a worker whose
   current job started within `QUEUE_BEHIND_YOUNGER_THAN` (the least queued, then the one whose
   job started last; at most `PIPE_DEPTH` jobs behind the running one), and a worker that takes
   a job queued behind its own refills its pipe from the line: the worker reads its next job
@@ -59,8 +60,9 @@ Decisions (also in the README's service section):
   that arrived after it, and its copy in the first pipe is withdrawn, so a heavy query does
   not run twice: a queued job is claimed by exactly one side, the worker that starts it or the
   parent that moves it (`worker.Claims`, under a lock the two share), and a job its worker
-  has already started stays there. A checked marker was a race: a worker could
-  start the job just before the parent marked it, and a long query then held both workers
+  has already started stays there (a claim left undecided, the lock busy, is asked again
+  later). A checked marker was a race: a worker could start the job just before the parent
+  marked it, and a long query then held both workers
   until the time limit, so the reads behind it waited that out (a 503 in CI). A job queued
   behind one that is killed (time limit, death, client gone) goes back to the head of the line
   under a new spool path; a caller that gives up while its job is queued
