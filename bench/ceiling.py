@@ -9,6 +9,12 @@ graph), answer; no guard, negotiation, cache, metrics, logs, time limit or error
 - `workers`: the query runs in N forked worker processes over socketpairs, with up to `depth`
   jobs in a worker's pipe (1 = strict request/answer), as kg's executor does.
 
+And one that is not bare: `kg-inline` is kg's own app (`kg.server.app.create_app`, every step of
+a request: fast lane, guard, negotiation, cache, ETag, metrics, log) with the query run in the
+event loop (`_InlineRunner`) instead of a killable worker: the other path of issue 5's "measure
+both paths", with no time limit. Each front process opens its own copy of the store (RocksDB
+admits one opener per directory), made once under the work directory.
+
 `--fronts N` runs N uvicorn processes on the port (each with its own workers). Results on the
 bench's `real` store (run `python -m bench.run` once first) go to stdout as a table, with
 Oxigraph's rate on the same queries. Not part of `bench.run`; bench/README.md quotes a run.
@@ -21,8 +27,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import fcntl
 import io
 import os
+import shutil
 import socket
 import struct
 import subprocess
@@ -115,9 +123,75 @@ class _Pool:
         return future
 
 
+class _InlineRunner:
+    """kg's QueryRunner without isolation: `kg.sparql.worker.run_job` in the event loop."""
+
+    timeouts = 0
+
+    def __init__(self, settings: Any, store: Any) -> None:
+        from kg.namespaces import kg_prefixes
+        from kg.sparql.executor import INLINE_LIMIT
+
+        self.settings, self.store, self.count = settings, store, 0
+        self.config = {
+            "base_iri": settings.base_iri, "union": settings.union_default_graph,
+            "max_rows": settings.max_rows, "max_bytes": settings.max_result_bytes,
+            "inline_limit": INLINE_LIMIT, "prefixes": kg_prefixes(settings.base_iri),
+        }
+        self.spool_prefix = f"{store.scratch_dir()}{os.sep}inline-{os.getpid()}-"
+
+    async def start(self) -> None:
+        pass
+
+    async def refresh(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+    async def execute(self, job: Any) -> Any:
+        from kg.sparql.executor import _result
+        from kg.sparql.worker import run_job
+
+        self.count += 1
+        started = time.monotonic()
+        request = {
+            "query": job.query, "format": job.format, "default_graph": job.default_graph,
+            "named_graphs": job.named_graphs, "spool": f"{self.spool_prefix}{self.count}",
+            # a streamable SELECT is written by pyoxigraph's serializer, as the workers do
+            "stream": self.settings.stream_results, "claim": 0,
+        }
+        result = _result(run_job(self.store.raw, request, self.config),  # type: ignore[arg-type]
+                         self.config, time.monotonic() - started)  # type: ignore[arg-type]
+        result.version = self.store.version
+        return result
+
+
+def _kg_inline_app() -> Any:
+    """kg's app on the first store copy no other front process holds (an flock per copy)."""
+    from kg.server.app import create_app
+    from kg.store.embedded import EmbeddedStore
+
+    for copy in sorted(Path(os.environ["CEILING_COPIES"]).glob("front-*")):
+        holder = open(copy.with_suffix(".lock"), "w")  # noqa: SIM115 - held while we serve
+        try:
+            fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder.close()
+            continue
+        os.environ["KG_STORE_PATH"] = str(copy)
+        EmbeddedStore.runner = lambda self, settings: _InlineRunner(settings, self)  # type: ignore[method-assign]
+        app = create_app()
+        app.state.ceiling_lock = holder
+        return app
+    raise SystemExit("every store copy is held: more fronts than copies")
+
+
 def _app() -> Any:
-    location = os.environ["CEILING_STORE"]
     variant = os.environ.get("CEILING_VARIANT", "workers")
+    if variant == "kg-inline":
+        return _kg_inline_app()
+    location = os.environ["CEILING_STORE"]
     store = ox.Store.read_only(location) if variant == "inline" else None
     pool = _Pool(location, int(os.environ.get("CEILING_WORKERS", "2")),
                  int(os.environ.get("CEILING_DEPTH", "1")))
@@ -145,7 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     from bench.queries import build_kinds
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--variant", choices=("inline", "workers"), default="workers")
+    parser.add_argument("--variant", choices=("inline", "workers", "kg-inline", "kg"),
+                        default="workers")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--depth", type=int, default=1)
     parser.add_argument("--fronts", type=int, default=1)
@@ -167,13 +242,34 @@ def main(argv: list[str] | None = None) -> int:
                                              opts.duration, 16, 2).rps for k in wanted}
     finally:
         oxigraph.stop()
+    if opts.variant == "kg":  # kg as deployed (`kg serve`), for a comparison in the same run
+        server = servers.start_kg(stores / "kg" / "store", opts.work / "logs" / "ceiling",
+                                  datagen.BASE_IRI)
+        try:
+            host, port = server.host_port
+            rates["ceiling"] = {k.name: wrk.run(host, port, server.path, k.cold, entities, True,
+                                                opts.duration, 16, 2).rps for k in wanted}
+        finally:
+            server.stop()
+        _print(opts, wanted, rates)
+        return 0
     port = servers.free_port()
     env = {**os.environ, "CEILING_STORE": str(stores / "kg" / "store"),
            "CEILING_VARIANT": opts.variant, "CEILING_WORKERS": str(opts.workers),
            "CEILING_DEPTH": str(opts.depth)}
+    http = []
+    if opts.variant == "kg-inline":
+        copies = opts.work / "ceiling-copies"
+        for number in range(opts.fronts):
+            if not (copies / f"front-{number}").exists():
+                shutil.copytree(stores / "kg" / "store", copies / f"front-{number}")
+        # as bench.servers.start_kg serves kg, and with kg serve's HTTP protocol
+        env.update(CEILING_COPIES=str(copies), KG_BASE_IRI=datagen.BASE_IRI,
+                   KG_MAX_ROWS="2000000", KG_LOG_LEVEL="warning")
+        http = ["--http", "kg.server.http_protocol:JoinedWritesProtocol"]
     front = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "--factory", "bench.ceiling:_app", "--port", str(port),
-         "--workers", str(opts.fronts), "--no-access-log", "--log-level", "warning"],
+         "--workers", str(opts.fronts), "--no-access-log", "--log-level", "warning", *http],
         env=env, cwd=servers.ROOT)
     try:
         deadline = time.monotonic() + 60
@@ -186,13 +282,17 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         front.terminate()
         front.wait()
-    label = f"{opts.variant}, {opts.fronts} front(s)" + (
+    _print(opts, wanted, rates)
+    return 0
+
+
+def _print(opts: argparse.Namespace, wanted: list[Any], rates: dict[str, dict[str, float]]) -> None:
+    label = "kg serve" if opts.variant == "kg" else f"{opts.variant}, {opts.fronts} front(s)" + (
         f", {opts.workers} workers, depth {opts.depth}" if opts.variant == "workers" else "")
     print(f"| kind | oxigraph req/s | {label} req/s | ratio |\n|---|---|---|---|")
     for kind in wanted:
         ox_rate, ceiling = rates["oxigraph"][kind.name], rates["ceiling"][kind.name]
         print(f"| {kind.name} | {ox_rate:,.0f} | {ceiling:,.0f} | {ceiling / ox_rate:.2f}× |")
-    return 0
 
 
 if __name__ == "__main__":

@@ -160,7 +160,7 @@ def start_oxigraph(location: Path, log_dir: Path, timeout: float = 120) -> Serve
 
 def start_kg(store: Path, log_dir: Path, base_iri: str, timeout: float = 120,
              extra_env: dict[str, str] | None = None) -> Server:
-    """Our service, as documented: `kg serve` (uvicorn, KG_WEB_PROCESSES processes)."""
+    """Our service, as documented: `kg serve` (one uvicorn process and its query workers)."""
     port = free_port()
     env = {
         "KG_STORE_PATH": str(store),
@@ -169,7 +169,7 @@ def start_kg(store: Path, log_dir: Path, base_iri: str, timeout: float = 120,
         "KG_LOG_LEVEL": "warning",
         **(extra_env or {}),
     }
-    # the README's command (`kg serve`): KG_WEB_PROCESSES and the other settings apply as deployed
+    # the README's command (`kg serve`): the KG_ settings not set here apply as deployed
     argv = [str(Path(sys.executable).parent / "kg"), "serve", "--host", HOST, "--port", str(port)]
     return _wait(_spawn("kg", argv, "/sparql", port, log_dir, env), timeout)
 
