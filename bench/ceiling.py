@@ -13,7 +13,8 @@ And one that is not bare: `kg-inline` is kg's own app (`kg.server.app.create_app
 a request: fast lane, guard, negotiation, cache, ETag, metrics, log) with the query run in the
 event loop (`_InlineRunner`) instead of a killable worker: the other path of issue 5's "measure
 both paths", with no time limit. Each front process opens its own copy of the store (RocksDB
-admits one opener per directory), made once under the work directory.
+admits one opener per directory), copied afresh under the work directory at every run. `kg` is
+`kg serve` as deployed, for a comparison in the same run.
 
 `--fronts N` runs N uvicorn processes on the port (each with its own workers). Results on the
 bench's `real` store (run `python -m bench.run` once first) go to stdout as a table, with
@@ -260,9 +261,9 @@ def main(argv: list[str] | None = None) -> int:
     http = []
     if opts.variant == "kg-inline":
         copies = opts.work / "ceiling-copies"
+        shutil.rmtree(copies, ignore_errors=True)  # never a copy of an older store
         for number in range(opts.fronts):
-            if not (copies / f"front-{number}").exists():
-                shutil.copytree(stores / "kg" / "store", copies / f"front-{number}")
+            shutil.copytree(stores / "kg" / "store", copies / f"front-{number}")
         # as bench.servers.start_kg serves kg, and with kg serve's HTTP protocol
         env.update(CEILING_COPIES=str(copies), KG_BASE_IRI=datagen.BASE_IRI,
                    KG_MAX_ROWS="2000000", KG_LOG_LEVEL="warning")
