@@ -93,3 +93,23 @@ def test_every_claim_is_evidenced(real):
         }} LIMIT 5""",
     )
     assert missing == []
+
+
+def test_no_blank_node_is_in_two_named_graphs(real):
+    # ontology/kg.ttl and shapes/kg.ttl once both labelled their nodes _:kg0, _:kg1…: an OWL
+    # union class of the ontology graph and a SHACL property shape were one store node
+    _, store = real
+    graphs_of: dict[str, set[str]] = {}
+    for quad in store.quads_for_pattern(None, None, None):
+        if isinstance(quad.graph_name, ox.NamedNode):
+            for term in (quad.subject, quad.object):
+                if isinstance(term, ox.BlankNode):
+                    graphs_of.setdefault(term.value, set()).add(quad.graph_name.value)
+    assert graphs_of, "the build has blank nodes (OWL unions, SHACL property shapes)"
+    shared = {node: sorted(graphs) for node, graphs in graphs_of.items() if len(graphs) > 1}
+    assert not shared
+    unions = _rows(store, """
+        PREFIX owl: <http://www.w3.org/2002/07/owl#>
+        PREFIX sh: <http://www.w3.org/ns/shacl#>
+        SELECT ?node WHERE { ?node owl:unionOf ?members ; sh:path ?path }""")
+    assert unions == []

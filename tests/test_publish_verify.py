@@ -135,7 +135,8 @@ def test_unexplained_difference_fails(virtuoso: Backend, tmp_path: Path,
     finally:
         remote.close()
         del source
-    assert not report.ok and report.unexplained == {GRAPH.value: (2, 1)}
+    # the merge is rebuilt from the named graphs on the backend (ADD), so it lacks the triple
+    assert not report.ok and report.unexplained == {GRAPH.value: (2, 1), "": (2, 1)}
 
 
 def test_rewritten_literal_fails(virtuoso: Backend, tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,14 +73,21 @@ EXTERNAL_DATE_PROPERTIES = {
 
 
 def parse_turtle(path: Path, base: str, graph: ox.NamedNode) -> list[ox.Quad]:
-    """Quads of a Turtle file; blank nodes get stable labels so builds are byte-identical."""
+    """Quads of a Turtle file; blank nodes get stable labels so builds are byte-identical.
+
+    A label names the graph and the file as well as the node: the file's stem alone made
+    `ontology/kg.ttl` and `shapes/kg.ttl` both write `_:kg0`…, so one store node was an OWL
+    union class in the ontology graph and a SHACL property shape in the shapes graph.
+    """
     labels: dict[str, ox.BlankNode] = {}
+    prefix = "-".join(re.sub(r"[^A-Za-z0-9]+", "-", part).strip("-")
+                      for part in (graph.value.removeprefix(base), path.stem))
 
     def stable(term: ox.Term) -> ox.Term:
         if isinstance(term, ox.BlankNode):
             node = labels.get(term.value)
             if node is None:
-                node = labels[term.value] = ox.BlankNode(f"{path.stem}{len(labels)}")
+                node = labels[term.value] = ox.BlankNode(f"{prefix}-{len(labels)}")
             return node
         return term
 

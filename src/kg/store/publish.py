@@ -1,11 +1,13 @@
 """`kg publish`: copy the built store into a remote SPARQL server, graph by graph, and verify it.
 
-Each named graph, then the merged default graph, is replaced with one Graph Store PUT (atomic
-per graph on Oxigraph server and Virtuoso); remote graphs the build does not have are dropped
-(`prune`); the dataset version is bumped before the first and after every graph, so service
-processes in front of the backend drop their caches as the data changes. A publish that was
-interrupted is simply run again: every step replaces, none appends, so the rerun ends with
-exactly the build's graphs.
+Each named graph is replaced with one Graph Store PUT (atomic per graph on Oxigraph server and
+Virtuoso); then the merged default graph is rebuilt on the backend from them in one update
+(`ADD <g> TO DEFAULT`…), so that a blank node keeps one identity across a named graph and the
+merge, as in the build's store (a PUT of the merge made it two); remote graphs the build does
+not have are dropped (`prune`); the dataset version is bumped before the first and after every
+graph, so service processes in front of the backend drop their caches as the data changes. A
+publish that was interrupted is simply run again: every step replaces, none appends, so the
+rerun ends with exactly the build's graphs.
 
 Verification (`verify`): the triple count of every graph must equal the build's. Virtuoso 7.2
 cannot hold some builds intact: it stores value-equal numbers and dates of one subject and
@@ -181,7 +183,10 @@ def publish(source: ox.Store, remote: RemoteStore, *, prune: bool = True,
         merges, rewrites = predict(name, quads, remote.dialect)
         report.merges += merges
         report.problems += [f"the backend rewrites the lexical form of {r}" for r in rewrites]
-        remote.put_graph(graph, quads)
+        if isinstance(graph, ox.NamedNode):
+            remote.put_graph(graph, quads)
+        else:  # the build's default graph is the merge of its named graphs (default_graph.py)
+            remote.merge_into_default(graphs[:-1])
         _bump(remote)
         progress(f"[{number}/{len(graphs)}] {name or 'default graph (merge)'}: {len(quads)} "
                  "triples")

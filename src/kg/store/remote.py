@@ -358,6 +358,16 @@ class RemoteStore:
     def delete_graph(self, graph: ox.NamedNode) -> None:
         self.update(f"DROP SILENT GRAPH {graph}")
 
+    def merge_into_default(self, graphs: list[ox.NamedNode]) -> None:
+        """Make the stored default graph the merge of `graphs`, copied on the backend (`ADD`)
+        in one request: its blank nodes are then the named graphs' own, as in the embedded
+        store, where a Graph Store PUT of the merge made each of them a second node."""
+        merge = self.merge_graph
+        target = str(merge) if merge is not None else "DEFAULT"
+        operations = [f"DROP SILENT {'GRAPH ' + target if merge is not None else target}"]
+        operations += [f"ADD SILENT {graph} TO {target}" for graph in graphs]
+        self.update(" ;\n".join(operations), graphs=[g.value for g in graphs])
+
     def contains_graph(self, graph: ox.NamedNode) -> bool:
         if self.dialect == "oxigraph":  # empty graphs exist there
             return self._ask(f"GRAPH {graph} {{}}", dataset=False)
