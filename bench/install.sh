@@ -15,5 +15,10 @@ if [ -z "$PY" ]; then
 fi
 "$PY" -m pip install -q -e '.[bench]'
 wrk --version 2>&1 | head -1 || true
-"$PY" -c "import oxigraph, shutil; print('oxigraph CLI:', shutil.which('oxigraph'))" 2>/dev/null || \
+# the `oxigraph` package is a command beside the interpreter, not an importable module
+OXIGRAPH="$(dirname "$(command -v "$PY")")/oxigraph"
+if [ -x "$OXIGRAPH" ]; then
+  echo "oxigraph CLI: $OXIGRAPH"
+else
   echo "oxigraph CLI: $(command -v oxigraph || echo missing)"
+fi

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
 
-from bench import buildtime, datagen, loading, probe, remote, report, servers, wrk
+from bench import buildtime, datagen, loading, paired, probe, remote, report, servers, wrk
 from bench.queries import QueryKind, accept_for, build_kinds, cold_variant, with_base
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -323,6 +323,17 @@ def run_size(label: str, opts: Options, source: datagen.Source,
         info, server_rows = run_server(name, opts, state)
         infos[name] = info
         rows.extend(server_rows)
+    if {"oxigraph", "kg"} <= wanted and not scaling:
+        rounds = 1 if opts.quick else paired.ROUNDS
+        log(f"size {label}: cold small queries, Oxigraph and kg in turn ({rounds} rounds)")
+        result["paired"] = paired.measure(
+            lambda name: start(name, opts, stores, data, quads, state.logs),
+            [k for k in state.kinds if k.small], entities, rounds=rounds,
+            duration=opts.duration, connections=opts.connections, threads=opts.threads,
+            drain_limit=DRAIN_LIMIT)
+        for kind, entry in result["paired"]["kinds"].items():
+            log(f"    paired {kind:10} kg/oxigraph per round: "
+                + ", ".join(f"{r:.2f}" for r in entry["ratios"]))
     if opts.remote:
         result["remote_backends"] = remote.stop_all()
     result["competency_mix"] = state.mix if state.mix is not None else list(competency)

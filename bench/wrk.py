@@ -24,6 +24,7 @@ local templates = %(templates)s
 local entities = %(entities)s
 local prefix = %(prefix)s
 local cold = %(cold)s
+local offset = %(offset)d
 local threads_n = 0
 local counter = 0
 local base = 0
@@ -35,7 +36,7 @@ function setup(thread)
 end
 
 function init(args)
-  base = 1000 + (tid or 0) * 100000000
+  base = 1000 + offset + (tid or 0) * 100000000
   if not cold then
     for i, t in ipairs(templates) do
       fixed[i] = wrk.format("GET", prefix .. table.concat(t.parts), {["Accept"] = t.accept})
@@ -119,13 +120,18 @@ def _lua_templates(templates: tuple[Template, ...]) -> str:
 
 
 def lua_script(templates: tuple[Template, ...], entities: list[str], path: str,
-               cold: bool) -> str:
+               cold: bool, offset: int = 0) -> str:
+    """`offset` moves the per-request numbers of cold requests, so that runs of one kind against
+    one server (bench.paired's rounds) never repeat a query text a cache could have kept."""
+    if not 0 <= offset < 90_000_000:
+        raise ValueError("offset must stay below the next thread's numbers (10⁸ apart)")
     encoded = [urllib.parse.quote(e, safe="") for e in entities] or ["urn:x"]
     return LUA % {
         "templates": _lua_templates(templates),
         "entities": "{" + ", ".join(_lua_string(e) for e in encoded) + "}",
         "prefix": _lua_string(path + "?query="),
         "cold": "true" if cold else "false",
+        "offset": offset,
         "mark": MARK,
     }
 
@@ -158,12 +164,12 @@ def parse_output(stdout: str) -> WrkResult:
 
 def run(host: str, port: int, path: str, templates: tuple[Template, ...], entities: list[str],
         cold: bool, duration: float, connections: int, threads: int,
-        timeout: float = 60.0) -> WrkResult:
+        timeout: float = 60.0, offset: int = 0) -> WrkResult:
     binary = wrk_binary()
     if binary is None:
         raise WrkError("wrk is missing: bash bench/install.sh")
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
-        fh.write(lua_script(templates, entities, path, cold))
+        fh.write(lua_script(templates, entities, path, cold, offset))
         script = Path(fh.name)
     try:
         argv = [binary, f"-t{threads}", f"-c{connections}", f"-d{max(1, round(duration))}s",

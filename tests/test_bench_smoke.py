@@ -55,6 +55,10 @@ def test_quick_benchmark_writes_a_table(tmp_path: Path) -> None:
     assert {row["server"] for row in table} == {"oxigraph", "kg"}
     assert {row["mode"] for row in table} == {"cold", "warm"}
     assert {"point", "join", "aggregate", "construct", "competency"} <= {r["kind"] for r in table}
+    paired = size["paired"]["kinds"]  # bench/paired.py: one round in quick mode
+    assert set(paired) == {"point", "join", "construct"}
+    assert all(len(entry["ratios"]) == 1 and entry["ratios"][0] > 0 for entry in paired.values())
     markdown = (out / "latest.md").read_text(encoding="utf-8")
     assert "| " + " | ".join(EXPECTED_COLUMNS) + " |" in markdown
+    assert "Cold small queries in pairs" in markdown
     assert (out / "latest.png").is_file()
