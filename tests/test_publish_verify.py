@@ -150,3 +150,44 @@ def test_rewritten_literal_fails(virtuoso: Backend, tmp_path: Path) -> None:
                      headers={"Accept": "application/n-triples"})
     held = [t.object for t in ox.parse(back.content, format=ox.RdfFormat.N_TRIPLES)]
     assert len(held) == 1 and held[0] != double
+
+
+def test_a_blank_node_is_one_node_in_its_graph_and_the_merge(virtuoso: Backend,
+                                                             tmp_path: Path) -> None:
+    """The merge is rebuilt on the backend from the named graphs (ADD): a Graph Store PUT of it
+    made each blank node a second one, and VoID counted their triples twice."""
+    path = tmp_path / "store"
+    store = ox.Store(str(path))
+    quads = [ox.Quad(ox.BlankNode("shape"), P, ox.Literal("x"), GRAPH)]
+    store.extend(quads + list(default_graph.merged(quads)))
+    store.flush()
+    del store
+    remote = _remote(virtuoso, path)
+    source = ox.Store.read_only(str(path))
+    try:
+        assert publish(source, remote).ok
+        rows = remote.select(f'SELECT ?b WHERE {{ GRAPH {GRAPH} {{ ?b {P} "x" }} ?b {P} "x" }}',
+                             base_iri=BASE_IRI)
+    finally:
+        remote.close()
+        del source
+    assert len(rows) == 1 and isinstance(rows[0]["b"], ox.BlankNode)
+
+
+def test_a_default_graph_that_is_not_the_merge_is_sent_as_stored(virtuoso: Backend,
+                                                                tmp_path: Path) -> None:
+    path = _store(tmp_path / "store", [lit("3", "integer")])
+    store = ox.Store(str(path))
+    store.add(ox.Quad(S, P, ox.Literal("only in the default graph"), ox.DefaultGraph()))
+    store.flush()
+    del store
+    remote = _remote(virtuoso, path)
+    source = ox.Store.read_only(str(path))
+    told: list[str] = []
+    try:
+        report = publish(source, remote, progress=told.append)
+    finally:
+        remote.close()
+        del source
+    assert report.ok and report.remote[""] == 2 and report.remote[GRAPH.value] == 1
+    assert any("not the merge" in line for line in told)

@@ -3,11 +3,12 @@
 Each named graph is replaced with one Graph Store PUT (atomic per graph on Oxigraph server and
 Virtuoso); then the merged default graph is rebuilt on the backend from them in one update
 (`ADD <g> TO DEFAULT`…), so that a blank node keeps one identity across a named graph and the
-merge, as in the build's store (a PUT of the merge made it two); remote graphs the build does
-not have are dropped (`prune`); the dataset version is bumped before the first and after every
-graph, so service processes in front of the backend drop their caches as the data changes. A
-publish that was interrupted is simply run again: every step replaces, none appends, so the
-rerun ends with exactly the build's graphs.
+merge, as in the build's store (a PUT of the merge made it two). A store whose default graph is
+not exactly that merge (not made by `kg build`) has it sent as stored, with one PUT. Remote
+graphs the build does not have are dropped (`prune`); the dataset version is bumped before the
+first and after every graph, so service processes in front of the backend drop their caches as
+the data changes. A publish that was interrupted is simply run again: every step replaces, none
+appends, so the rerun ends with exactly the build's graphs.
 
 Verification (`verify`): the triple count of every graph must equal the build's. Virtuoso 7.2
 cannot hold some builds intact: it stores value-equal numbers and dates of one subject and
@@ -32,6 +33,11 @@ from kg.store.remote import RemoteStore
 
 Progress = Callable[[str], None]
 BATCH = 200  # (subject, predicate) pairs per survivor query
+# true when the stored default graph is not exactly the set of the named graphs' triples
+DEFAULT_IS_NOT_THE_MERGE = """ASK {
+  { ?s ?p ?o FILTER NOT EXISTS { GRAPH ?g { ?s ?p ?o } } }
+  UNION { GRAPH ?g { ?s ?p ?o } FILTER NOT EXISTS { ?s ?p ?o } }
+}"""
 
 
 @dataclass
@@ -185,8 +191,11 @@ def publish(source: ox.Store, remote: RemoteStore, *, prune: bool = True,
         report.problems += [f"the backend rewrites the lexical form of {r}" for r in rewrites]
         if isinstance(graph, ox.NamedNode):
             remote.put_graph(graph, quads)
-        else:  # the build's default graph is the merge of its named graphs (default_graph.py)
-            remote.merge_into_default(graphs[:-1])
+        elif not source.query(DEFAULT_IS_NOT_THE_MERGE):
+            remote.merge_into_default(graphs[:-1])  # kg build's merge (kg.store.default_graph)
+        else:  # copied as it is, so the counts still match; its blank nodes become others
+            progress("the default graph is not the merge of the named graphs: sent as stored")
+            remote.put_graph(graph, quads)
         _bump(remote)
         progress(f"[{number}/{len(graphs)}] {name or 'default graph (merge)'}: {len(quads)} "
                  "triples")
