@@ -18,6 +18,7 @@ from pathlib import Path
 from bench.queries import ENTITY, NUMBER, Template
 
 MARK = "BENCHJSON "
+MAX_OFFSET = 90_000_000  # cold request numbers: thread t uses 1000 + offset + t·10⁸ + counter
 
 LUA = r"""
 local templates = %(templates)s
@@ -123,7 +124,7 @@ def lua_script(templates: tuple[Template, ...], entities: list[str], path: str,
                cold: bool, offset: int = 0) -> str:
     """`offset` moves the per-request numbers of cold requests, so that runs of one kind against
     one server (bench.paired's rounds) never repeat a query text a cache could have kept."""
-    if not 0 <= offset < 90_000_000:
+    if not 0 <= offset < MAX_OFFSET:
         raise ValueError("offset must stay below the next thread's numbers (10⁸ apart)")
     encoded = [urllib.parse.quote(e, safe="") for e in entities] or ["urn:x"]
     return LUA % {

@@ -34,3 +34,21 @@ def test_cold_templates_differ_per_request() -> None:
                 if k.name == "competency")
     for template in kind.cold:
         assert template.render("", 1) != template.render("", 2)
+
+
+def test_paired_rounds_fit_in_distinct_query_numbers() -> None:
+    """bench.paired gives every run its own range of cold query numbers: the default rounds
+    of the three small kinds must fit (no server is needed to check; none starts here)."""
+    from bench import paired, servers
+    from bench.queries import QueryKind
+
+    def refuse(name: str) -> servers.Server:
+        raise servers.ServerError(f"{name}: not started in this test")
+
+    kinds = [QueryKind(name, "", (), (), small=True) for name in ("point", "join", "construct")]
+    out = paired.measure(refuse, kinds, [], rounds=paired.ROUNDS, duration=1, connections=1,
+                         threads=1, drain_limit=1)
+    assert "not started" in out["error"] and out["kinds"] == {}
+    with pytest.raises(ValueError, match="too many runs"):
+        paired.measure(refuse, kinds, [], rounds=10, duration=1, connections=1, threads=1,
+                       drain_limit=1)
