@@ -8,6 +8,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kg.server.cache import ENTRY_OVERHEAD, ResponseCache
 from tests.conftest import WRITE_TOKEN
@@ -48,6 +50,80 @@ def test_lru_by_bytes_and_entry_cap() -> None:
     assert cache.get(keys[0], 1) is not None and cache.get(keys[3], 1) is not None
     assert cache.put(keys[4], 1, b"z" * 151, "application/json") is None  # over the entry cap
     assert cache.get(keys[4], 1) is None
+
+
+def _entry_cost(query: str, body: bytes) -> int:
+    return len(body) + len(query) + ENTRY_OVERHEAD
+
+
+def test_one_off_answers_do_not_push_out_a_repeated_one() -> None:
+    """The cold-traffic flood the benchmark showed: a plain LRU lost the repeated answer."""
+    cost = _entry_cost("q000", b"x" * 100)
+    cache = ResponseCache(max_bytes=10 * cost, entry_bytes=1 << 10)
+    repeated = cache.key("q000", None, None, "json")
+    cache.put(repeated, 1, b"x" * 100, "application/json")
+    assert cache.get(repeated, 1) is not None  # a hit: protected from now on
+    one_offs = [cache.key(f"q{i:03}", None, None, "json") for i in range(1, 200)]
+    for key in one_offs:
+        assert cache.put(key, 1, b"y" * 100, "application/json") is not None
+    assert cache.get(repeated, 1) is not None
+    assert cache.get(one_offs[0], 1) is None  # one-off answers displaced each other
+    assert cache.get(one_offs[-1], 1) is not None  # the newest is kept
+    assert cache.size <= cache.max_bytes and len(cache) == 10
+
+
+def test_an_answer_never_hit_is_evicted_first_and_the_protected_share_is_bounded() -> None:
+    cost = _entry_cost("q00", b"x" * 100)
+    cache = ResponseCache(max_bytes=10 * cost, entry_bytes=1 << 10)
+    keys = [cache.key(f"q{i:02}", None, None, "json") for i in range(12)]
+    for key in keys[:10]:
+        cache.put(key, 1, b"x" * 100, "application/json")
+    for key in keys[:9]:  # nine hits: more than the protected segment's 8
+        assert cache.get(key, 1) is not None
+    assert cache.protected_size <= cache.protected_bytes
+    # keys[0] went back on probation (the protected LRU), keys[9] was never hit
+    cache.put(keys[10], 1, b"z" * 100, "application/json")
+    cache.put(keys[11], 1, b"z" * 100, "application/json")
+    assert keys[9] not in cache and keys[0] not in cache
+    assert all(key in cache for key in keys[1:9]) and keys[11] in cache
+
+
+def test_an_answer_larger_than_probation_is_kept_and_replaces_in_place() -> None:
+    cache = ResponseCache(max_bytes=2000, entry_bytes=2000)
+    small = cache.key("s", None, None, "json")
+    cache.put(small, 1, b"s" * 1000, "application/json")
+    cache.get(small, 1)  # protected
+    big = cache.key("b", None, None, "json")
+    entry = cache.put(big, 1, b"b" * 1500, "application/json")  # > the 20 % probation
+    assert entry is not None and cache.get(big, 1) is entry  # the protected one made room
+    assert small not in cache and cache.size <= cache.max_bytes
+    again = cache.put(big, 1, b"c" * 1200, "application/json")  # replaced where it is
+    assert cache.get(big, 1) is again and len(cache) == 1
+    assert cache.size == cache.protected_size == again.cost
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["put", "get"]), st.integers(0, 15),
+                          st.integers(0, 700)), max_size=120))
+def test_the_segments_keep_their_bounds_and_the_last_answer_stored(
+        operations: list[tuple[str, int, int]]) -> None:
+    cache = ResponseCache(max_bytes=3000, entry_bytes=1000)
+    for operation, number, size in operations:
+        key = cache.key(f"q{number}", None, None, "json")
+        if operation == "get":
+            entry = cache.get(key, 1)
+            assert entry is None or entry.body == bytes([number]) * len(entry.body)
+            continue
+        entry = cache.put(key, 1, bytes([number]) * size, "application/json")
+        if size > cache.entry_bytes:
+            assert entry is None
+        else:
+            assert entry is not None and cache.get(key, 1) is entry
+        held = list(cache._probation.values()) + list(cache._protected.values())
+        assert cache.size == sum(e.cost for e in held) <= cache.max_bytes
+        assert cache.protected_size == sum(e.cost for e in cache._protected.values())
+        assert cache.protected_size <= cache.protected_bytes
+        assert not set(cache._probation) & set(cache._protected)
 
 
 def test_a_new_version_drops_everything_and_changes_the_etag() -> None:
@@ -155,21 +231,24 @@ def tiny_cache_server(
     proc.stop()
 
 
-def test_memory_bound_evicts(tiny_cache_server: ServerProcess) -> None:
-    first = "SELECT ?s WHERE { ?s ?p ?o } LIMIT 1 # 0"
-    get(tiny_cache_server, first)
-    get(tiny_cache_server, first)
+def test_memory_bound_evicts_one_off_answers_and_keeps_a_repeated_one(
+        tiny_cache_server: ServerProcess) -> None:
+    repeated = "SELECT ?s WHERE { ?s ?p ?o } LIMIT 1 # repeated"
+    get(tiny_cache_server, repeated)
     hits = lookups(tiny_cache_server, "hit")
-    assert hits >= 1  # kept while it fits
-    for i in range(1, 40):  # ~40 entries of several hundred bytes each: far over 4 KB
-        get(tiny_cache_server, f"SELECT ?s WHERE {{ ?s ?p ?o }} LIMIT 1 # {i}")
-    misses = lookups(tiny_cache_server, "miss")
-    response = get(tiny_cache_server, first)
+    get(tiny_cache_server, repeated)
+    assert lookups(tiny_cache_server, "hit") == hits + 1  # kept while it fits
+    one_off = "SELECT ?s WHERE {{ ?s ?p ?o }} LIMIT 1 # {}"
+    for i in range(40):  # ~40 entries of several hundred bytes each: far over 4 KB
+        get(tiny_cache_server, one_off.format(i))
+    hits, misses = lookups(tiny_cache_server, "hit"), lookups(tiny_cache_server, "miss")
+    response = get(tiny_cache_server, one_off.format(0))
     assert response.status_code == 200
     assert lookups(tiny_cache_server, "miss") == misses + 1  # evicted, so run again
-    assert lookups(tiny_cache_server, "hit") == hits
+    assert get(tiny_cache_server, repeated).status_code == 200
+    assert lookups(tiny_cache_server, "hit") == hits + 1  # the repeated answer stayed
     # the ETag does not depend on the cache holding the entry
-    assert get(tiny_cache_server, first,
+    assert get(tiny_cache_server, one_off.format(0),
                **{"If-None-Match": response.headers["etag"]}).status_code == 304
 
 

@@ -7,10 +7,17 @@ store's version (`store.version`, changed by every committed write, also for a r
 
 - **Invalidation** is by version: an entry is only ever served for the version it was computed
   on, and the first lookup that sees a new version drops every entry (they can never match).
-- **Memory** is bounded: least recently used entries are evicted once the bodies (plus keys and
-  a fixed overhead) exceed `max_bytes` (KG_CACHE_BYTES, default 64 MB); a body larger than
-  `entry_bytes` (KG_CACHE_ENTRY_BYTES, default 256 KB) is never stored. Spooled, streamed and
-  failed results are never stored (only results that came back inline, ≤ 256 KB).
+- **Memory** is bounded: entries are evicted once the bodies (plus keys and a fixed overhead)
+  exceed `max_bytes` (KG_CACHE_BYTES, default 64 MB); a body larger than `entry_bytes`
+  (KG_CACHE_ENTRY_BYTES, default 256 KB) is never stored. Spooled, streamed and failed results
+  are never stored (only results that came back inline, ≤ 256 KB).
+- **Eviction** is a segmented LRU (the scheme of memcached's LRU and Caffeine's main space): a
+  new entry is on probation; a hit moves it to the protected segment (at most
+  `PROTECTED_SHARE` of `max_bytes`; its least recently used entries go back on probation when
+  it overflows); eviction takes probation's least recently used first. Why: a plain LRU let a
+  flood of one-off queries (a crawler, a notebook's loop) push out the answers a workbench
+  repeats; here one-off answers only displace each other (measured in the benchmark: cold rows
+  had emptied the warm rows' answers, bench/README.md).
 - **ETag** is strong and derived from the key, the version and a fingerprint of the settings
   that shape results, so `If-None-Match` is answered 304 without running (or even caching) the
   query; a 200 for the same key and version would carry the same result. (SPARQL leaves the
@@ -26,6 +33,7 @@ from dataclasses import dataclass
 
 Key = tuple[str, tuple[str, ...] | None, tuple[str, ...] | None, str]
 ENTRY_OVERHEAD = 256  # bytes counted per entry besides body and key strings
+PROTECTED_SHARE = 0.8  # of max_bytes, at most, for entries hit since they were stored
 
 
 @dataclass(frozen=True)
@@ -37,18 +45,21 @@ class CachedResponse:
 
 
 class ResponseCache:
-    """An LRU of complete responses for one store version at a time."""
+    """A segmented LRU of complete responses for one store version at a time."""
 
     def __init__(self, max_bytes: int, entry_bytes: int, fingerprint: str = "") -> None:
         self.max_bytes = max_bytes
         self.entry_bytes = min(entry_bytes, max_bytes)
+        self.protected_bytes = int(max_bytes * PROTECTED_SHARE)
         self.fingerprint = fingerprint
-        self.size = 0
+        self.size = 0  # both segments
+        self.protected_size = 0
         self.hits = 0
         self.misses = 0
         self.evictions = 0
         self._version: int | None = None
-        self._entries: OrderedDict[Key, CachedResponse] = OrderedDict()
+        self._probation: OrderedDict[Key, CachedResponse] = OrderedDict()
+        self._protected: OrderedDict[Key, CachedResponse] = OrderedDict()
 
     @staticmethod
     def key(
@@ -70,37 +81,59 @@ class ResponseCache:
         return f'"{digest}"'
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._probation) + len(self._protected)
+
+    def __contains__(self, key: Key) -> bool:
+        return key in self._protected or key in self._probation
 
     def _sync(self, version: int) -> None:
         """A new store version makes every entry unreachable: drop them all at once."""
         if version != self._version:
-            self._entries.clear()
-            self.size = 0
+            self._probation.clear()
+            self._protected.clear()
+            self.size = self.protected_size = 0
             self._version = version
+
+    def _lookup(self, key: Key) -> CachedResponse | None:
+        """The entry for `key`, now the most recently used; a probation entry is promoted."""
+        entry = self._protected.get(key)
+        if entry is not None:
+            self._protected.move_to_end(key)
+            return entry
+        entry = self._probation.pop(key, None)
+        if entry is None:
+            return None
+        self._protected[key] = entry
+        self.protected_size += entry.cost
+        while self.protected_size > self.protected_bytes:
+            demoted_key, demoted = self._protected.popitem(last=False)
+            self.protected_size -= demoted.cost
+            self._probation[demoted_key] = demoted  # most recent on probation
+        return entry
 
     def get(self, key: Key, version: int) -> CachedResponse | None:
         self._sync(version)
-        entry = self._entries.get(key)
+        entry = self._lookup(key)
         if entry is None:
             self.misses += 1
             return None
-        self._entries.move_to_end(key)
         self.hits += 1
         return entry
 
     def still_current(self, key: Key, entry: CachedResponse, version: int) -> bool:
         """Is `entry` what `get(key, version)` would return? Counts the hit (kg.server.hit_lane)."""
-        if version != self._version or self._entries.get(key) is not entry:
+        if version != self._version or (
+                self._protected.get(key) is not entry and self._probation.get(key) is not entry):
             return False
-        self._entries.move_to_end(key)
+        self._lookup(key)
         self.hits += 1
         return True
 
     def put(
         self, key: Key, version: int, body: bytes, content_type: str, etag: str | None = None
     ) -> CachedResponse | None:
-        """Store a complete response computed on `version`; None when it is not kept."""
+        """Store a complete response computed on `version` (on probation, or in place of the
+        entry it replaces); None when it is not kept."""
         if len(body) > self.entry_bytes:
             return None
         self._sync(version)
@@ -109,14 +142,30 @@ class ResponseCache:
         )
         if cost > self.max_bytes:
             return None
-        previous = self._entries.pop(key, None)
-        if previous is not None:
-            self.size -= previous.cost
         entry = CachedResponse(body, content_type, etag or self.etag(key, version), cost)
-        self._entries[key] = entry
+        previous = self._protected.pop(key, None)
+        on_probation = previous is None
+        if previous is not None:
+            self.protected_size -= previous.cost
+            self.size -= previous.cost
+            self._protected[key] = entry
+            self.protected_size += cost
+        else:
+            previous = self._probation.pop(key, None)
+            if previous is not None:
+                self.size -= previous.cost
+            self._probation[key] = entry
         self.size += cost
-        while self.size > self.max_bytes:
-            _, evicted = self._entries.popitem(last=False)
+        while self.size > self.max_bytes:  # never the new entry: probation's newest
+            protected = not self._probation or (on_probation and len(self._probation) == 1)
+            segment = self._protected if protected else self._probation
+            _, evicted = segment.popitem(last=False)
             self.size -= evicted.cost
+            if protected:
+                self.protected_size -= evicted.cost
             self.evictions += 1
+        while self.protected_size > self.protected_bytes:  # a replaced entry grew
+            demoted_key, demoted = self._protected.popitem(last=False)
+            self.protected_size -= demoted.cost
+            self._probation[demoted_key] = demoted
         return entry
