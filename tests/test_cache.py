@@ -46,7 +46,7 @@ def test_lru_by_bytes_and_entry_cap() -> None:
     assert cache.get(keys[0], 1) is not None  # now the most recently used
     cache.put(keys[3], 1, b"y" * 100, "application/json")
     assert cache.size <= cache.max_bytes and cache.evictions == 1
-    assert cache.get(keys[1], 1) is None  # the least recently used went first
+    assert cache.get(keys[1], 1) is None  # probation's least recently used went first
     assert cache.get(keys[0], 1) is not None and cache.get(keys[3], 1) is not None
     assert cache.put(keys[4], 1, b"z" * 151, "application/json") is None  # over the entry cap
     assert cache.get(keys[4], 1) is None
@@ -80,46 +80,90 @@ def test_an_answer_never_hit_is_evicted_first_and_the_protected_share_is_bounded
         cache.put(key, 1, b"x" * 100, "application/json")
     for key in keys[:9]:  # nine hits: more than the protected segment's 8
         assert cache.get(key, 1) is not None
-    assert cache.protected_size <= cache.protected_bytes
-    # keys[0] went back on probation (the protected LRU), keys[9] was never hit
+    # the protected segment's oldest (keys[0]) went back on probation, as its most recent
+    assert list(cache._probation) == [keys[9], keys[0]]
+    assert list(cache._protected) == keys[1:9]
+    assert cache.protected_size == 8 * cost == cache.protected_bytes
     cache.put(keys[10], 1, b"z" * 100, "application/json")
+    assert list(cache._probation) == [keys[0], keys[10]]  # the never-hit keys[9] went first
     cache.put(keys[11], 1, b"z" * 100, "application/json")
-    assert keys[9] not in cache and keys[0] not in cache
-    assert all(key in cache for key in keys[1:9]) and keys[11] in cache
+    assert list(cache._probation) == [keys[10], keys[11]]
+    assert list(cache._protected) == keys[1:9] and cache.evictions == 2
 
 
-def test_an_answer_larger_than_probation_is_kept_and_replaces_in_place() -> None:
-    cache = ResponseCache(max_bytes=2000, entry_bytes=2000)
-    small = cache.key("s", None, None, "json")
-    cache.put(small, 1, b"s" * 1000, "application/json")
-    cache.get(small, 1)  # protected
-    big = cache.key("b", None, None, "json")
-    entry = cache.put(big, 1, b"b" * 1500, "application/json")  # > the 20 % probation
-    assert entry is not None and cache.get(big, 1) is entry  # the protected one made room
-    assert small not in cache and cache.size <= cache.max_bytes
-    again = cache.put(big, 1, b"c" * 1200, "application/json")  # replaced where it is
-    assert cache.get(big, 1) is again and len(cache) == 1
-    assert cache.size == cache.protected_size == again.cost
+def test_a_new_answer_that_needs_protected_room_is_not_kept() -> None:
+    cache = ResponseCache(max_bytes=2000, entry_bytes=2000)  # protected share: 1600 bytes
+    repeated = cache.key("r", None, None, "json")
+    cache.put(repeated, 1, b"r" * 1000, "application/json")
+    assert cache.get(repeated, 1) is not None and repeated in cache._protected
+    one_off = cache.key("o", None, None, "json")
+    assert cache.put(one_off, 1, b"o" * 900, "application/json") is None  # 1257 + 1257 > 2000
+    assert one_off not in cache and cache.size == cache.protected_size == 1257
+    fits = cache.key("f", None, None, "json")
+    assert cache.put(fits, 1, b"f" * 400, "application/json") is not None  # 657: it fits
+    assert list(cache._probation) == [fits] and cache.size == 1257 + 657
+
+
+def test_a_replaced_answer_stays_in_its_segment() -> None:
+    cache = ResponseCache(max_bytes=4000, entry_bytes=4000)  # protected share: 3200 bytes
+    key = cache.key("k", None, None, "json")
+    cache.put(key, 1, b"a" * 1000, "application/json")
+    cache.get(key, 1)
+    assert key in cache._protected
+    again = cache.put(key, 1, b"b" * 1200, "application/json")  # two misses raced: the second
+    assert again is not None and cache._protected.get(key) is again
+    assert cache.size == cache.protected_size == again.cost and len(cache) == 1
+    bigger = cache.put(key, 1, b"c" * 3500, "application/json")  # over the protected share
+    assert bigger is not None and cache._probation.get(key) is bigger
+    assert cache.protected_size == 0 and cache.size == bigger.cost
+
+
+def test_an_answer_larger_than_the_protected_share_stays_on_probation() -> None:
+    cache = ResponseCache(max_bytes=2000, entry_bytes=2000)  # protected share: 1600 bytes
+    small, big = cache.key("s", None, None, "json"), cache.key("b", None, None, "json")
+    cache.put(small, 1, b"s" * 50, "application/json")  # cost 307: both fit
+    cache.get(small, 1)
+    entry = cache.put(big, 1, b"b" * 1400, "application/json")  # cost 1657
+    assert entry is not None and cache.get(big, 1) is entry
+    assert big in cache._probation and list(cache._protected) == [small]  # no demotion
+
+
+_OPERATIONS = st.lists(st.tuples(
+    st.sampled_from(["put", "put", "get", "replay", "write"]), st.integers(0, 15),
+    st.integers(0, 1300)), max_size=150)
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(["put", "get"]), st.integers(0, 15),
-                          st.integers(0, 700)), max_size=120))
-def test_the_segments_keep_their_bounds_and_the_last_answer_stored(
+@given(_OPERATIONS)
+def test_the_segments_keep_their_bounds_and_a_stored_answer_is_held(
         operations: list[tuple[str, int, int]]) -> None:
+    """After every call: the sizes are the sum of the costs and within their bounds, no key in
+    both segments, an answer `put` returned is held (looked at without promoting it), and a
+    `get` gives the body last stored for its key."""
     cache = ResponseCache(max_bytes=3000, entry_bytes=1000)
+    version = 1
+    remembered: dict[str, object] = {}
     for operation, number, size in operations:
         key = cache.key(f"q{number}", None, None, "json")
-        if operation == "get":
-            entry = cache.get(key, 1)
+        if operation == "write":
+            version += 1
+        elif operation == "get":
+            entry = cache.get(key, version)
             assert entry is None or entry.body == bytes([number]) * len(entry.body)
-            continue
-        entry = cache.put(key, 1, bytes([number]) * size, "application/json")
-        if size > cache.entry_bytes:
-            assert entry is None
+        elif operation == "replay":
+            held = remembered.get(key[0])
+            if held is not None:
+                current = cache._protected.get(key) is held or cache._probation.get(key) is held
+                assert cache.still_current(key, held, version) == (  # type: ignore[arg-type]
+                    current and cache._version == version)
         else:
-            assert entry is not None and cache.get(key, 1) is entry
-        held = list(cache._probation.values()) + list(cache._protected.values())
+            entry = cache.put(key, version, bytes([number]) * size, "application/json")
+            if size > cache.entry_bytes:
+                assert entry is None
+            elif entry is not None:
+                assert cache._probation.get(key) is entry or cache._protected.get(key) is entry
+                remembered[key[0]] = entry
+        held = [*cache._probation.values(), *cache._protected.values()]
         assert cache.size == sum(e.cost for e in held) <= cache.max_bytes
         assert cache.protected_size == sum(e.cost for e in cache._protected.values())
         assert cache.protected_size <= cache.protected_bytes
@@ -253,6 +297,40 @@ def test_memory_bound_evicts_one_off_answers_and_keeps_a_repeated_one(
 
 
 # -- repeated GETs replayed before the framework (kg.server.hit_lane) ---------------------------
+
+def test_a_replay_does_not_keep_an_evicted_body_alive() -> None:
+    """The lane remembers up to 8,192 raw requests; holding their entries strongly would keep
+    bodies the cache evicted (up to 256 KB each) past KG_CACHE_BYTES."""
+    import asyncio
+    import gc
+    import weakref
+
+    from kg.server.hit_lane import HitLane
+
+    cache, lane = ResponseCache(max_bytes=4000, entry_bytes=1000), HitLane()
+    scope = {"type": "http", "method": "GET", "path": "/sparql", "query_string": b"query=q",
+             "headers": [(b"accept", b"application/json")]}
+    key = cache.key("q", None, None, "json")
+    entry = cache.put(key, 1, b"q" * 900, "application/json")
+    assert entry is not None
+    lane.remember(scope, key, entry, 1, [(b"content-type", b"application/json")])
+    sent: list[dict[str, object]] = []
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    assert asyncio.run(lane.serve(dict(scope), cache, 1, send)) is True  # replayed
+    assert sent[-1]["body"] == b"q" * 900
+    held = weakref.ref(entry)
+    del entry
+    for i in range(10):  # one-off answers do not evict it (a replay is a hit: protected)
+        cache.put(cache.key(f"other {i}", None, None, "json"), 1, b"o" * 900, "application/json")
+    assert key in cache
+    assert cache.get(key, 2) is None and len(cache) == 0  # a write: every entry dropped
+    gc.collect()
+    assert held() is None  # nothing kept the dropped body
+    assert asyncio.run(lane.serve(dict(scope), cache, 2, send)) is False  # the full path
+
 
 def _requests_counted(server: ServerProcess) -> float:
     text = httpx.get(server.url + "/metrics").text

@@ -14,10 +14,12 @@ store's version (`store.version`, changed by every committed write, also for a r
 - **Eviction** is a segmented LRU (the scheme of memcached's LRU and Caffeine's main space): a
   new entry is on probation; a hit moves it to the protected segment (at most
   `PROTECTED_SHARE` of `max_bytes`; its least recently used entries go back on probation when
-  it overflows); eviction takes probation's least recently used first. Why: a plain LRU let a
-  flood of one-off queries (a crawler, a notebook's loop) push out the answers a workbench
-  repeats; here one-off answers only displace each other (measured in the benchmark: cold rows
-  had emptied the warm rows' answers, bench/README.md).
+  it overflows); room is made by evicting probation's least recently used entries, never the
+  protected ones: a new answer that would need that is not kept. Why: a plain LRU let a flood
+  of one-off queries (a crawler, a notebook's loop) push out the answers a workbench repeats;
+  here one-off answers only displace each other (measured in the benchmark: cold rows had
+  emptied the warm rows' answers, bench/README.md). An entry larger than the protected share
+  stays on probation.
 - **ETag** is strong and derived from the key, the version and a fingerprint of the settings
   that shape results, so `If-None-Match` is answered 304 without running (or even caching) the
   query; a 200 for the same key and version would carry the same result. (SPARQL leaves the
@@ -100,16 +102,25 @@ class ResponseCache:
         if entry is not None:
             self._protected.move_to_end(key)
             return entry
-        entry = self._probation.pop(key, None)
+        entry = self._probation.get(key)
         if entry is None:
             return None
+        if entry.cost > self.protected_bytes:  # it would demote every other entry
+            self._probation.move_to_end(key)
+            return entry
+        del self._probation[key]
         self._protected[key] = entry
         self.protected_size += entry.cost
+        self._demote_overflow()
+        return entry
+
+    def _demote_overflow(self) -> None:
+        """The protected segment's least recently used entries go back on probation (as its
+        most recent) until the segment fits its share."""
         while self.protected_size > self.protected_bytes:
             demoted_key, demoted = self._protected.popitem(last=False)
             self.protected_size -= demoted.cost
-            self._probation[demoted_key] = demoted  # most recent on probation
-        return entry
+            self._probation[demoted_key] = demoted
 
     def get(self, key: Key, version: int) -> CachedResponse | None:
         self._sync(version)
@@ -132,8 +143,8 @@ class ResponseCache:
     def put(
         self, key: Key, version: int, body: bytes, content_type: str, etag: str | None = None
     ) -> CachedResponse | None:
-        """Store a complete response computed on `version` (on probation, or in place of the
-        entry it replaces); None when it is not kept."""
+        """Store a complete response computed on `version`, as the most recent entry of the
+        segment it replaces an entry in (else on probation); None when it is not kept."""
         if len(body) > self.entry_bytes:
             return None
         self._sync(version)
@@ -144,28 +155,31 @@ class ResponseCache:
             return None
         entry = CachedResponse(body, content_type, etag or self.etag(key, version), cost)
         previous = self._protected.pop(key, None)
-        on_probation = previous is None
+        was_protected = previous is not None
         if previous is not None:
             self.protected_size -= previous.cost
+        else:
+            previous = self._probation.pop(key, None)
+        if previous is not None:
             self.size -= previous.cost
+        protected = was_protected and cost <= self.protected_bytes
+        if protected:
             self._protected[key] = entry
             self.protected_size += cost
         else:
-            previous = self._probation.pop(key, None)
-            if previous is not None:
-                self.size -= previous.cost
             self._probation[key] = entry
         self.size += cost
-        while self.size > self.max_bytes:  # never the new entry: probation's newest
-            protected = not self._probation or (on_probation and len(self._probation) == 1)
-            segment = self._protected if protected else self._probation
-            _, evicted = segment.popitem(last=False)
-            self.size -= evicted.cost
-            if protected:
+        while self.size > self.max_bytes:
+            if len(self._probation) > 1 or (protected and self._probation):
+                _, evicted = self._probation.popitem(last=False)  # never the new entry
+            elif protected:
+                _, evicted = self._protected.popitem(last=False)  # the new one is the newest
                 self.protected_size -= evicted.cost
+            else:  # only room by evicting answers asked for again: this one is not kept
+                del self._probation[key]
+                self.size -= cost
+                return None
+            self.size -= evicted.cost
             self.evictions += 1
-        while self.protected_size > self.protected_bytes:  # a replaced entry grew
-            demoted_key, demoted = self._protected.popitem(last=False)
-            self.protected_size -= demoted.cost
-            self._probation[demoted_key] = demoted
+        self._demote_overflow()
         return entry

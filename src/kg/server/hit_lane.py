@@ -15,6 +15,7 @@ If-None-Match or a body, goes down the normal stack. Requests are still counted 
 from __future__ import annotations
 
 import time
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +27,9 @@ from kg.server.cache import CachedResponse, Key, ResponseCache
 PATHS = frozenset({"/sparql", "/sparql/"})
 # headers that can change the answer beyond what the cache key holds: full path
 _NOT_REPLAYED = frozenset({b"origin", b"if-none-match", b"content-length", b"transfer-encoding"})
-MAX_ENTRIES = 8192  # raw keys remembered; the bodies are the cache's own (bounded there)
+# raw keys remembered; an entry is held weakly, so a body the cache evicted is freed at once
+# (held strongly, 8,192 replays could keep 2 GB of 256 KB bodies alive past the cache's bound)
+MAX_ENTRIES = 8192
 _HIT = metrics.CACHE_LOOKUPS.labels(result="hit")
 
 RawKey = tuple[str, bytes, bytes | None]
@@ -35,7 +38,7 @@ RawKey = tuple[str, bytes, bytes | None]
 @dataclass(frozen=True)
 class _Replay:
     key: Key
-    entry: CachedResponse
+    entry: weakref.ref[CachedResponse]
     version: int
     headers: list[tuple[bytes, bytes]]
     route: Any  # the route object, for the access log's route label
@@ -69,7 +72,8 @@ class HitLane:
             return
         if len(self._replays) >= MAX_ENTRIES:
             self._replays.clear()  # cheap and rare; entries come back on the next full answer
-        self._replays[raw] = _Replay(key, entry, version, list(headers), scope.get("route"))
+        self._replays[raw] = _Replay(key, weakref.ref(entry), version, list(headers),
+                                     scope.get("route"))
 
     async def serve(self, scope: Scope, cache: ResponseCache | None, version: int,
                     send: Send) -> bool:
@@ -83,12 +87,13 @@ class HitLane:
         replay = self._replays.get(raw)
         if replay is None:
             return False
-        if replay.version != version or not cache.still_current(
-                replay.key, replay.entry, version):
+        entry = replay.entry()
+        if entry is None or replay.version != version or not cache.still_current(
+                replay.key, entry, version):
             del self._replays[raw]
             return False
         _HIT.inc()
-        body = replay.entry.body
+        body = entry.body
         await send({"type": "http.response.start", "status": 200, "headers": replay.headers})
         await send({"type": "http.response.body", "body": body})
         scope["route"] = replay.route
