@@ -332,6 +332,28 @@ def test_a_replay_does_not_keep_an_evicted_body_alive() -> None:
     assert asyncio.run(lane.serve(dict(scope), cache, 2, send)) is False  # the full path
 
 
+def test_the_replays_keys_are_bounded_in_bytes() -> None:
+    """Each replay keeps its raw query string and the query text (up to ~64 KB each: uvicorn's
+    request-line limit); counted, so 8,192 long queries cannot hold ~1 GB of keys."""
+    from kg.server import hit_lane
+
+    cache, lane = ResponseCache(max_bytes=1 << 30, entry_bytes=1 << 10), hit_lane.HitLane()
+    kept = []
+    for i in range(400):  # 400 × ~64 KB × 2 = ~50 MB of keys, over the 8 MB bound
+        text = f"SELECT * WHERE {{ ?s ?p ?o }} LIMIT 1 # {i} " + "x" * 32_000
+        key = cache.key(text, None, None, "json")
+        entry = cache.put(key, 1, b"{}", "application/json")
+        assert entry is not None
+        kept.append(entry)
+        scope = {"type": "http", "method": "GET", "path": "/sparql", "headers": [],
+                 "query_string": ("query=" + text.replace(" ", "+")).encode()}
+        lane.remember(scope, key, entry, 1, [(b"content-type", b"application/json")])
+        assert lane.size <= hit_lane.MAX_BYTES
+    assert 0 < len(lane) < 400  # cleared on the way, and still replaying the recent ones
+    counted = sum(r.cost for r in lane._replays.values())
+    assert counted == lane.size
+
+
 def _requests_counted(server: ServerProcess) -> float:
     text = httpx.get(server.url + "/metrics").text
     return sum(float(v) for v in re.findall(

@@ -27,9 +27,14 @@ from kg.server.cache import CachedResponse, Key, ResponseCache
 PATHS = frozenset({"/sparql", "/sparql/"})
 # headers that can change the answer beyond what the cache key holds: full path
 _NOT_REPLAYED = frozenset({b"origin", b"if-none-match", b"content-length", b"transfer-encoding"})
-# raw keys remembered; an entry is held weakly, so a body the cache evicted is freed at once
-# (held strongly, 8,192 replays could keep 2 GB of 256 KB bodies alive past the cache's bound)
+# Replays remembered, by number and by the bytes of their keys and headers; past either bound
+# the map is cleared (cheap and rare; replays come back on the next full answer). An entry is
+# held weakly, so a body the cache evicted is freed at once. Why both: held strongly, 8,192
+# replays could keep 2 GB of 256 KB bodies alive past the cache's bound, and a query string
+# may be ~64 KB (uvicorn's request line limit), its query text as much again: ~1 GB of keys.
 MAX_ENTRIES = 8192
+MAX_BYTES = 8 * 1024 * 1024
+REPLAY_OVERHEAD = 512  # bytes counted per replay besides its key and header bytes
 _HIT = metrics.CACHE_LOOKUPS.labels(result="hit")
 
 RawKey = tuple[str, bytes, bytes | None]
@@ -42,6 +47,7 @@ class _Replay:
     version: int
     headers: list[tuple[bytes, bytes]]
     route: Any  # the route object, for the access log's route label
+    cost: int  # bytes counted against MAX_BYTES
 
 
 class HitLane:
@@ -49,6 +55,7 @@ class HitLane:
 
     def __init__(self) -> None:
         self._replays: dict[RawKey, _Replay] = {}
+        self.size = 0  # the replays' costs
 
     @staticmethod
     def raw_key(scope: Scope) -> RawKey | None:
@@ -70,10 +77,22 @@ class HitLane:
         raw = self.raw_key(scope)
         if raw is None:
             return
-        if len(self._replays) >= MAX_ENTRIES:
-            self._replays.clear()  # cheap and rare; entries come back on the next full answer
+        cost = (REPLAY_OVERHEAD + len(raw[1]) + len(raw[2] or b"") + len(key[0])
+                + sum(len(name) + len(value) for name, value in headers))
+        previous = self._replays.pop(raw, None)
+        if previous is not None:
+            self.size -= previous.cost
+        if len(self._replays) >= MAX_ENTRIES or self.size + cost > MAX_BYTES:
+            self._replays.clear()
+            self.size = 0
+        if cost > MAX_BYTES:
+            return
         self._replays[raw] = _Replay(key, weakref.ref(entry), version, list(headers),
-                                     scope.get("route"))
+                                     scope.get("route"), cost)
+        self.size += cost
+
+    def __len__(self) -> int:
+        return len(self._replays)
 
     async def serve(self, scope: Scope, cache: ResponseCache | None, version: int,
                     send: Send) -> bool:
@@ -90,7 +109,7 @@ class HitLane:
         entry = replay.entry()
         if entry is None or replay.version != version or not cache.still_current(
                 replay.key, entry, version):
-            del self._replays[raw]
+            self.size -= self._replays.pop(raw).cost
             return False
         _HIT.inc()
         body = entry.body
