@@ -18,7 +18,7 @@ admits one opener per directory), copied afresh under the work directory at ever
 
 `--fronts N` runs N uvicorn processes on the port (each with its own workers). Results on the
 bench's `real` store (run `python -m bench.run` once first) go to stdout as a table, with
-Oxigraph's rate on the same queries. Not part of `bench.run`; bench/README.md quotes a run.
+Oxigraph's rate on the same queries. Not part of `bench.run`; bench/NOTES.md quotes a run.
 
     python -m bench.ceiling --variant workers --workers 2 --depth 2 --kinds point,join
 """

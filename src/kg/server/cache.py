@@ -18,7 +18,7 @@ store's version (`store.version`, changed by every committed write, also for a r
   protected ones: a new answer that would need that is not kept. Why: a plain LRU let a flood
   of one-off queries (a crawler, a notebook's loop) push out the answers a workbench repeats;
   here one-off answers only displace each other (measured in the benchmark: cold rows had
-  emptied the warm rows' answers, bench/README.md). An entry larger than the protected share
+  emptied the warm rows' answers, bench/NOTES.md). An entry larger than the protected share
   stays on probation.
 - **ETag** is strong and derived from the key, the version and a fingerprint of the settings
   that shape results, so `If-None-Match` is answered 304 without running (or even caching) the

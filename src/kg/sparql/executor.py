@@ -54,7 +54,7 @@ Decisions (also in the README's service section):
   a job queued behind its own refills its pipe from the line: the worker reads its next job
   the moment it answers, without waiting for this event loop to notice the answer and hand
   the worker on (that round trip left each worker idle ~60 % of the time under load;
-  pipelining raised small uncached queries from ~9.7K to ~11.4K req/s, bench/README.md). What
+  pipelining raised small uncached queries from ~9.7K to ~11.4K req/s, bench/NOTES.md). What
   keeps it safe: a job that has sat in a pipe for `STEAL_AFTER` (behind one that turns out
   long) is taken by the next worker that takes or queues a job, ahead of the callers in line
   that arrived after it, and its copy in the first pipe is withdrawn, so a heavy query does
