@@ -10,28 +10,33 @@ its ETag and its invalidation (every write changes the version) are the cache's 
 (kg.server.cache), and a request the lane has not seen, or any request with an Origin,
 If-None-Match or a body, goes down the normal stack. Requests are still counted and logged
 (kg.server.access.record) and counted as cache hits.
+
+A request is remembered when the full path answered it from the cache, not when it first
+computed it: most cold answers are never asked for again, and remembering each cost time and
+three objects the garbage collector kept rescanning (`python -m bench.handling`,
+bench/NOTES.md). So the lane replays from the third identical request on.
 """
 
 from __future__ import annotations
 
 import time
-import weakref
 from dataclasses import dataclass
 from typing import Any
 
 from starlette.types import Receive, Scope, Send
 
 from kg.server import access, metrics
-from kg.server.cache import CachedResponse, Key, ResponseCache
+from kg.server.cache import BODY, ETAG, CachedResponse, Key, ResponseCache
 
 PATHS = frozenset({"/sparql", "/sparql/"})
 # headers that can change the answer beyond what the cache key holds: full path
 _NOT_REPLAYED = frozenset({b"origin", b"if-none-match", b"content-length", b"transfer-encoding"})
 # Replays remembered, by number and by the bytes of their keys and headers; past either bound
-# the map is cleared (cheap and rare; replays come back on the next full answer). An entry is
-# held weakly, so a body the cache evicted is freed at once. Why both: held strongly, 8,192
-# replays could keep 2 GB of 256 KB bodies alive past the cache's bound, and a query string
-# may be ~64 KB (uvicorn's request line limit), its query text as much again: ~1 GB of keys.
+# the map is cleared (cheap and rare; replays come back on the next full answer). A replay
+# holds the cache key, not the entry, so a body the cache evicted is freed at once. Why both:
+# holding entries, 8,192 replays could keep 2 GB of 256 KB bodies alive past the cache's bound,
+# and a query string may be ~64 KB (uvicorn's request line limit), its query text as much
+# again: ~1 GB of keys.
 MAX_ENTRIES = 8192
 MAX_BYTES = 8 * 1024 * 1024
 REPLAY_OVERHEAD = 512  # bytes counted per replay besides its key and header bytes
@@ -40,11 +45,12 @@ _HIT = metrics.CACHE_LOOKUPS.labels(result="hit")
 RawKey = tuple[str, bytes, bytes | None]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Replay:
     key: Key
-    entry: weakref.ref[CachedResponse]
     version: int
+    etag: str  # the entry's, and its body's length: the headers below hold for it
+    length: int
     headers: list[tuple[bytes, bytes]]
     route: Any  # the route object, for the access log's route label
     cost: int  # bytes counted against MAX_BYTES
@@ -73,7 +79,8 @@ class HitLane:
 
     def remember(self, scope: Scope, key: Key, entry: CachedResponse, version: int,
                  headers: list[tuple[bytes, bytes]]) -> None:
-        """After the full path answered `scope` with `entry` (200, complete): replay it next."""
+        """After the full path answered `scope` from the cache with `entry` (200, complete):
+        replay it next."""
         raw = self.raw_key(scope)
         if raw is None:
             return
@@ -87,7 +94,7 @@ class HitLane:
             self.size = 0
         if cost > MAX_BYTES:
             return
-        self._replays[raw] = _Replay(key, weakref.ref(entry), version, list(headers),
+        self._replays[raw] = _Replay(key, version, entry[ETAG], len(entry[BODY]), list(headers),
                                      scope.get("route"), cost)
         self.size += cost
 
@@ -106,13 +113,12 @@ class HitLane:
         replay = self._replays.get(raw)
         if replay is None:
             return False
-        entry = replay.entry()
-        if entry is None or replay.version != version or not cache.still_current(
-                replay.key, entry, version):
+        body = cache.replay(replay.key, version, replay.etag, replay.length) if (
+            replay.version == version) else None
+        if body is None:
             self.size -= self._replays.pop(raw).cost
             return False
         _HIT.inc()
-        body = entry.body
         await send({"type": "http.response.start", "status": 200, "headers": replay.headers})
         await send({"type": "http.response.body", "body": body})
         scope["route"] = replay.route

@@ -41,7 +41,7 @@ from kg.errors import (
     WritesDisabled,
 )
 from kg.server import access, metrics, query_string
-from kg.server.cache import ResponseCache
+from kg.server.cache import ETAG, ResponseCache
 from kg.server.state import AppState
 from kg.sparql import guard
 from kg.sparql.negotiation import FORMAT_PARAMS, negotiate
@@ -198,7 +198,7 @@ class Answer:
     body: bytes | None = None
     content_type: str = ""
     result: QueryResult | None = None
-    cached: tuple[Any, ...] | None = None  # (cache key, entry, version): the hit lane's
+    cached: tuple[Any, ...] | None = None  # (cache key, entry, version) of a hit: the hit lane's
 
 
 async def evaluate(state: AppState, proto: ProtocolRequest, method: str, accept: str | None,
@@ -223,13 +223,14 @@ async def evaluate(state: AppState, proto: ProtocolRequest, method: str, accept:
         version = state.store.version
         hit = cache.get(key, version)
         if conditional and if_none_match:
-            etag = hit.etag if hit is not None else cache.etag(key, version)
+            etag = hit[ETAG] if hit is not None else cache.etag(key, version)
             if _etag_matches(if_none_match, etag):
                 _NOT_MODIFIED.inc()
                 return Answer(304, etag)
         if hit is not None:
             _CACHE_HIT.inc()
-            return Answer(200, hit.etag if conditional else None, hit.body, hit.content_type,
+            body, content_type, etag, _ = hit
+            return Answer(200, etag if conditional else None, body, content_type,
                           cached=(key, hit, version) if conditional else None)
         _CACHE_MISS.inc()
         result = await state.executor.execute(
@@ -250,12 +251,10 @@ async def evaluate(state: AppState, proto: ProtocolRequest, method: str, accept:
     content_type = result.format.content_type
     if result.inline is None or getattr(result, "streamed", False):
         return Answer(200, etag, content_type=content_type, result=result)
-    cached = None
     if computed_on is not None and computed_on == state.store.version:
-        entry = cache.put(key, computed_on, result.inline, content_type, etag)
-        if entry is not None and conditional:
-            cached = (key, entry, computed_on)
-    return Answer(200, etag, result.inline, content_type, cached=cached)
+        # not handed to the hit lane yet: it remembers answers asked for again (a cache hit)
+        cache.put(key, computed_on, result.inline, content_type, etag)
+    return Answer(200, etag, result.inline, content_type)
 
 
 async def answer_query(request: Request, state: AppState, proto: ProtocolRequest) -> Response:
