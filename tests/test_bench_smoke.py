@@ -62,3 +62,15 @@ def test_quick_benchmark_writes_a_table(tmp_path: Path) -> None:
     assert "| " + " | ".join(EXPECTED_COLUMNS) + " |" in markdown
     assert "Cold small queries in pairs" in markdown
     assert (out / "latest.png").is_file()
+
+
+def test_handling_measurement_runs_and_answers_every_request() -> None:
+    """bench/handling.py (kg's own handling of a cold GET, in-process): it exits non-zero if any
+    request was not answered 200, and prints one figure per round."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.handling", "--requests", "300", "--rounds", "2"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rounds = [line for line in proc.stdout.splitlines() if line.startswith("round ")]
+    assert len(rounds) == 2 and all("µs per cold GET /sparql" in line for line in rounds)
