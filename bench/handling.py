@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.server_process import BASE_IRI, make_sample_store
 
+from bench.ceiling import _InlineRunner
 from kg.config import Settings
 from kg.server.app import create_app
 from kg.sparql.executor import _result
@@ -44,22 +45,12 @@ BODY = (b'{"head":{"vars":["p","o"]},"results":{"bindings":[{"p":{"type":"uri","
         b'"http://www.w3.org/2000/01/rdf-schema#label"},"o":{"type":"literal","value":"x"}}]}}')
 
 
-class _InstantRunner:
-    """The executor's interface, answering every job at once with BODY."""
-
-    timeouts = 0
+class _InstantRunner(_InlineRunner):
+    """The executor's interface (start, refresh and close do nothing, as in bench.ceiling's
+    runner without isolation), answering every job at once with BODY."""
 
     def __init__(self, store: EmbeddedStore) -> None:
         self.store = store
-
-    async def start(self) -> None:
-        pass
-
-    async def refresh(self) -> None:
-        pass
-
-    async def close(self) -> None:
-        pass
 
     async def execute(self, job: QueryJob) -> QueryResult:
         result = _result(("ok", {"format": job.format, "rows": 1, "inline": BODY, "path": None,

@@ -339,8 +339,8 @@ def test_a_replay_does_not_keep_an_evicted_body_alive() -> None:
 
 def test_cached_answers_leave_the_garbage_collector_nothing_to_rescan() -> None:
     """One tracked object per cold answer made Python's full collections frequent and long as
-    the cache grew (with the hit lane's change, ~5.5 µs of a cold GET's ~19 µs of request
-    handling: `python -m bench.handling`): an entry is a plain tuple of bytes and strings, which
+    the cache grew (with the hit lane's change, about a third of kg's own handling of a cold
+    GET: `python -m bench.handling`): an entry is a plain tuple of bytes and strings, which
     the collector stops tracking."""
     import gc
 

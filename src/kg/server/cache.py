@@ -29,7 +29,8 @@ store's version (`store.version`, changed by every committed write, also for a r
   pass, while every object stays tracked; with one object per cold answer, the growing cache
   made Python's full collections frequent and long. With this and the hit lane's change (it
   remembers answers asked for again, not every answer), kg's own handling of a cold GET went
-  from 19.0–19.3 to 13.2–13.9 µs (`python -m bench.handling`, bench/NOTES.md).
+  from 19.0–25.0 to 13.2–15.6 µs (`python -m bench.handling`, two sets of interleaved runs;
+  bench/NOTES.md).
 """
 
 from __future__ import annotations
