@@ -12,7 +12,9 @@ real worker processes throughout.
   and the worker stays;
 - a job its worker has already started is not moved to another (the claim), even when the
   event loop learns of the start late;
-- with pipelining off (KG_QUERY_PIPELINING=false) nothing is queued in a pipe.
+- with pipelining off (KG_QUERY_PIPELINING=false) nothing is queued in a pipe;
+- a reserve worker (KG_QUERY_RESERVE_WORKERS) gets no job while the other keeps up, takes the
+  ones a long query would hold up, and keeps its role when it is replaced.
 """
 
 from __future__ import annotations
@@ -315,3 +317,123 @@ def test_a_queued_job_is_had_by_exactly_one_side() -> None:
     with claims.lock:  # the worker holds the lock (preempted, or killed inside it)
         assert claims.withdraw(30) is None  # undecided, after a short wait: not "started"
     assert claims.withdraw(30) is True
+
+
+def reserve_of(executor: QueryExecutor) -> tuple[object, object]:
+    """The pool's (reserve, other) workers, for a pool of two."""
+    reserve = [w for w in executor._workers if w.reserve]
+    other = [w for w in executor._workers if not w.reserve]
+    assert len(reserve) == 1 and len(other) == 1
+    return reserve[0], other[0]
+
+
+def test_a_reserve_worker_gets_no_job_while_the_other_keeps_up(sample_store: Path,
+                                                               tmp_path: Path) -> None:
+    """Concurrent small queries all run on one worker (queued in its pipe or waiting in line),
+    never on the reserve: under a steady load of small queries, fewer busy processes than cores
+    leaves the request process a core of its own (bench/NOTES.md)."""
+    async def body(executor: QueryExecutor, store_path: Path) -> None:
+        executor.reserve_after = 60.0  # no wait is long enough: the other worker keeps up
+        executor.steal_after = 60.0  # (nor is any wait in its pipe)
+        reserve, other = reserve_of(executor)
+        texts = [small(n) for n in range(1, 41)]
+        for _ in range(3):
+            results = await asyncio.gather(*(executor.execute(QueryJob(t, "json"))
+                                             for t in texts))
+            for text, result in zip(texts, results, strict=True):
+                assert result.inline is not None
+                assert bindings(result.inline) == expected(store_path, text)
+        assert reserve.jobs == 0 and other.jobs == 120  # type: ignore[attr-defined]
+        assert spool_files(executor) == []
+
+    with_executor(sample_store, tmp_path, body, workers=2)
+
+
+def test_a_reserve_worker_takes_the_queries_a_long_one_would_hold_up(
+        sample_store: Path, tmp_path: Path) -> None:
+    async def body(executor: QueryExecutor, store_path: Path) -> None:
+        executor.reserve_after = 0.05
+        reserve, other = reserve_of(executor)
+        endless = asyncio.create_task(executor.execute(QueryJob(ENDLESS, "json")))
+        await running(executor, 1)
+        assert other.running_since is not None and reserve.running_since is None  # type: ignore[attr-defined]
+        started = time.monotonic()
+        first = await executor.execute(QueryJob(small(3), "json"))  # waits reserve_after at most
+        texts = [small(n) for n in range(4, 14)]  # the other worker is held: no wait now
+        rest = await asyncio.gather(*(executor.execute(QueryJob(t, "json")) for t in texts))
+        waited = time.monotonic() - started
+        for text, result in zip([small(3), *texts], [first, *rest], strict=True):
+            assert result.inline is not None
+            assert bindings(result.inline) == expected(store_path, text)
+        assert not endless.done(), "the small queries waited for the endless one"
+        assert waited < 4.0
+        assert reserve.jobs == 11 and other.jobs == 1  # type: ignore[attr-defined]
+        with pytest.raises(QueryTimeout):
+            await endless
+        assert spool_files(executor) == []
+
+    with_executor(sample_store, tmp_path, body, workers=2, timeout=6.0)
+
+
+def test_a_replaced_worker_keeps_its_role(sample_store: Path, tmp_path: Path) -> None:
+    async def body(executor: QueryExecutor, store_path: Path) -> None:
+        assert executor.reserves == 1
+        for role in (True, False):
+            dead = next(w for w in executor._workers if w.reserve is role)
+            dead.process.kill()
+            deadline = time.monotonic() + 30
+            while dead in executor._workers or len(executor.worker_pids) < 2:
+                if dead in executor._workers and dead.alive:
+                    await asyncio.sleep(0.05)
+                    continue
+                if dead in executor._workers:
+                    executor._replace(dead)  # a death is learnt when its job fails, or here
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.05)
+            assert sorted(w.reserve for w in executor._workers) == [False, True]
+            result = await executor.execute(QueryJob(small(2), "json"))
+            assert result.inline is not None
+            assert bindings(result.inline) == expected(store_path, small(2))
+
+    with_executor(sample_store, tmp_path, body, workers=2)
+
+
+def test_a_pool_of_one_has_no_reserve(sample_store: Path, tmp_path: Path) -> None:
+    async def body(executor: QueryExecutor, store_path: Path) -> None:
+        assert executor.reserves == 0 and [w.reserve for w in executor._workers] == [False]
+        result = await executor.execute(QueryJob(small(2), "json"))
+        assert result.inline is not None
+
+    with_executor(sample_store, tmp_path, body, workers=1)
+
+
+def test_a_reserve_that_frees_up_leaves_the_line_to_the_other_worker(
+        sample_store: Path, tmp_path: Path) -> None:
+    """The reserve ran a query while the other worker was held; once that one is free again,
+    the reserve, freed in turn, goes idle instead of serving a line the other keeps up with."""
+    async def body(executor: QueryExecutor, store_path: Path) -> None:
+        executor.reserve_after = 0.05
+        executor.steal_after = 60.0
+        reserve, other = reserve_of(executor)
+        first = asyncio.create_task(executor.execute(QueryJob(SHORT_SLOW, "json")))
+        await running(executor, 1)
+        await asyncio.sleep(0.2)  # the other worker is held by now
+        second = asyncio.create_task(executor.execute(QueryJob(LONGER, "json")))
+        await running(executor, 2)
+        assert reserve.jobs == 1  # type: ignore[attr-defined]
+        assert (await first).inline is not None
+        executor.reserve_after = 60.0  # from now on the other worker keeps up
+
+        async def stream(k: int) -> None:  # a line, until well after `second` ends
+            n = 1 + k
+            while not second.done():
+                result = await executor.execute(QueryJob(small(n), "json"))
+                assert result.inline is not None
+            for _ in range(20):
+                await executor.execute(QueryJob(small(n), "json"))
+
+        await asyncio.gather(*(stream(k) for k in range(12)))
+        assert (await second).inline is not None
+        assert reserve.jobs == 1 and other.jobs > 100  # type: ignore[attr-defined]
+
+    with_executor(sample_store, tmp_path, body, workers=2)

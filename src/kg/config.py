@@ -82,6 +82,12 @@ class Settings(BaseSettings):
     )
     max_request_bytes: int = Field(1_000_000, gt=0, description="Largest accepted request body")
     query_workers: int = Field(2, ge=1, description="Processes executing queries")
+    query_reserve_workers: int = Field(
+        1,
+        ge=0,
+        description="Of those, how many take a query only once it has waited 5 ms for the "
+        "others (a long query holds them, or the load outgrows them); at most all but one",
+    )
     query_pipelining: bool = Field(
         True,
         description="Queue queries in busy workers' pipes (faster small queries under load; "
