@@ -130,14 +130,13 @@ class _InlineRunner:
     timeouts = 0
 
     def __init__(self, settings: Any, store: Any) -> None:
-        from kg.namespaces import kg_prefixes
         from kg.sparql.executor import INLINE_LIMIT
 
         self.settings, self.store, self.count = settings, store, 0
         self.config = {
             "base_iri": settings.base_iri, "union": settings.union_default_graph,
             "max_rows": settings.max_rows, "max_bytes": settings.max_result_bytes,
-            "inline_limit": INLINE_LIMIT, "prefixes": kg_prefixes(settings.base_iri),
+            "inline_limit": INLINE_LIMIT,
         }
         self.spool_prefix = f"{store.scratch_dir()}{os.sep}inline-{os.getpid()}-"
 

@@ -89,6 +89,33 @@ def test_construct_in_every_rdf_format(server: ServerProcess, media: str, fmt: o
     assert len(list(ox.parse(r.content, fmt))) == 20
 
 
+LABELLED = ("CONSTRUCT { ?s rdfs:label ?l } WHERE { ?s rdfs:label ?l } ORDER BY ?s ?l LIMIT 5")
+
+
+@pytest.mark.parametrize(("media", "fmt"), [("text/turtle", ox.RdfFormat.TURTLE),
+                                            ("application/trig", ox.RdfFormat.TRIG)])
+def test_a_graph_answer_declares_the_query_prefixes(server: ServerProcess, media: str,
+                                                   fmt: ox.RdfFormat) -> None:
+    """As Fuseki does: the prefixes the query declares, not all of kg's (kg.sparql.prologue)."""
+    declared = ("PREFIX rdfs: <http://www.w3.org/2000/01/rdf-schema#>\n"
+                "PREFIX unused: <http://example.org/unused#>\n")
+    r = httpx.get(endpoint(server), params={"query": declared + LABELLED},
+                  headers={"Accept": media})
+    assert r.status_code == 200, r.text
+    assert "@prefix rdfs: <http://www.w3.org/2000/01/rdf-schema#> ." in r.text
+    assert " rdfs:label " in r.text
+    assert "@prefix owl:" not in r.text and "@prefix kg:" not in r.text
+    plain = httpx.get(endpoint(server), headers={"Accept": "application/n-triples"}, params={
+        "query": LABELLED.replace("rdfs:label", "<http://www.w3.org/2000/01/rdf-schema#label>")})
+    triples = {q.triple for q in ox.parse(plain.content, ox.RdfFormat.N_TRIPLES)}
+    assert len(triples) == 5
+    assert {q.triple for q in ox.parse(r.content, fmt)} == triples
+    bare = httpx.get(endpoint(server), headers={"Accept": media}, params={
+        "query": LABELLED.replace("rdfs:label", "<http://www.w3.org/2000/01/rdf-schema#label>")})
+    assert "@prefix" not in bare.text
+    assert {q.triple for q in ox.parse(bare.content, fmt)} == triples
+
+
 def test_q_values_choose(server: ServerProcess) -> None:
     accept = ("application/sparql-results+json;q=0.3, text/csv;q=0.9, "
               "application/sparql-results+xml;q=0.5")

@@ -102,7 +102,6 @@ from typing import Any, NoReturn
 
 from kg.config import Settings
 from kg.errors import BackendUnavailable, QuerySyntaxError, QueryTimeout, TooManyRows
-from kg.namespaces import kg_prefixes
 from kg.sparql import worker as worker_module
 from kg.sparql.channel import Channel
 from kg.sparql.negotiation import BY_KEY
@@ -267,7 +266,6 @@ class QueryExecutor:
             "max_rows": settings.max_rows,
             "max_bytes": settings.max_result_bytes,
             "inline_limit": INLINE_LIMIT,
-            "prefixes": kg_prefixes(settings.base_iri),
         }
         self._closed = False
         self._pinned: collections.Counter[Path] = collections.Counter()  # workers starting on

@@ -41,7 +41,7 @@ _PN_CHARS_BASE = (
 )
 _PN_CHARS_U = _PN_CHARS_BASE + "_"
 _PN_CHARS = _PN_CHARS_U + r"\-0-9\u00b7\u0300-\u036f\u203f-\u2040"
-_PN_PREFIX = f"[{_PN_CHARS_BASE}](?:[{_PN_CHARS}.]*[{_PN_CHARS}])?"
+PN_PREFIX = f"[{_PN_CHARS_BASE}](?:[{_PN_CHARS}.]*[{_PN_CHARS}])?"
 _PLX = r"%[0-9A-Fa-f]{2}|\\[_~.\-!$&'()*+,;=/?#@%]"
 _PN_LOCAL = (
     f"(?:[{_PN_CHARS_U}:0-9]|{_PLX})"
@@ -61,7 +61,7 @@ _TOKEN = re.compile(
              |"(?:[^"\\\n\r]|\\.)*(?:"|$|(?=[\n\r])))
   | (?P<var>[?$][{_PN_CHARS_U}0-9][{_PN_CHARS_U}0-9\u00b7\u0300-\u036f\u203f-\u2040]*)
   | (?P<bnode>_:[{_PN_CHARS_U}0-9](?:[{_PN_CHARS}.]*[{_PN_CHARS}])?)
-  | (?P<pname>(?:{_PN_PREFIX})?:(?:{_PN_LOCAL})?)
+  | (?P<pname>(?:{PN_PREFIX})?:(?:{_PN_LOCAL})?)
   | (?P<lang>@[a-zA-Z]+(?:-[a-zA-Z0-9]+)*(?:--[a-zA-Z]+)?)
   | (?P<number>[+-]?(?:[0-9]+\.?[0-9]*(?:[eE][+-]?[0-9]+)?|\.[0-9]+(?:[eE][+-]?[0-9]+)?))
   | (?P<word>[A-Za-z_][A-Za-z0-9_]*)

@@ -36,6 +36,7 @@ from typing import Any, TypedDict
 import pyoxigraph as ox
 
 from kg.sparql.channel import frame
+from kg.sparql.prologue import declared_prefixes
 from kg.sparql.results import RowCapExceeded, write_boolean, write_solutions, write_triples
 
 RESULT_FORMATS = ("json", "xml", "csv", "tsv")
@@ -60,7 +61,6 @@ class Config(TypedDict):
     max_rows: int  # row cap of results written by kg.sparql.results (422)
     max_bytes: int
     inline_limit: int
-    prefixes: dict[str, str]
 
 
 class Job(TypedDict):
@@ -205,7 +205,9 @@ def run_job(
             rows = 1
         else:
             fmt = fmt if fmt not in RESULT_FORMATS else "turtle"
-            rows = write_triples(results, fmt, spool, config["max_rows"], config["prefixes"])
+            # Turtle and TriG declare the query's own prefixes (kg.sparql.prologue), as Fuseki
+            prefixes = declared_prefixes(job["query"], config["base_iri"])
+            rows = write_triples(results, fmt, spool, config["max_rows"], prefixes)
     except SyntaxError as exc:
         spool.discard()
         return ("error", "syntax", str(exc))

@@ -30,8 +30,8 @@ from kg.errors import (
     QueryTimeout,
     TooManyRows,
 )
-from kg.namespaces import kg_prefixes
 from kg.sparql.executor import INLINE_LIMIT
+from kg.sparql.prologue import declared_prefixes
 from kg.sparql.results import RowCapExceeded, write_boolean, write_solutions, write_triples
 from kg.sparql.worker import RESULT_FORMATS, STREAM_FORMATS, ResultTooLarge, Spool
 from kg.store.base import CHUNK_SIZE
@@ -172,8 +172,9 @@ def _too_large(settings: Settings) -> TooManyRows:
 
 
 def _write(source: io.BufferedReader, media: str, form: str, fmt: str, settings: Settings,
-           spool: Spool, stream: bool) -> tuple[str, int]:
-    """Parse the answer from `source` and write it in `fmt` into `spool`: (format, rows)."""
+           spool: Spool, stream: bool, query: str) -> tuple[str, int]:
+    """Parse the answer from `source` and write it in `fmt` into `spool`: (format, rows); a
+    graph with `query`'s own prefixes, as the embedded store's workers write it."""
     if form in ("SELECT", "ASK"):
         parsed = ox.parse_query_results(
             source, format=ox.QueryResultsFormat.XML
@@ -193,7 +194,7 @@ def _write(source: io.BufferedReader, media: str, form: str, fmt: str, settings:
         media, ox.RdfFormat.TURTLE)))
     fmt = fmt if fmt not in RESULT_FORMATS else "turtle"
     return fmt, write_triples(triples, fmt, spool, settings.max_rows,
-                              kg_prefixes(settings.base_iri))
+                              declared_prefixes(query, settings.base_iri))
 
 
 def produce(
@@ -221,7 +222,7 @@ def produce(
             media = response.headers.get("content-type", "").split(";")[0].strip().lower()
             reader = BodyReader(response.iter_bytes(), deadline, cancel, fix_bnodes)
             fmt, rows = _write(io.BufferedReader(reader, CHUNK_SIZE), media, form, fmt,
-                               settings, spool, notify is not None)
+                               settings, spool, notify is not None, query)
     except KgError:
         spool.discard()
         raise

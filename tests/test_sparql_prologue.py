@@ -1,0 +1,116 @@
+"""kg.sparql.prologue: the prefixes a query declares, which its Turtle answer declares too.
+
+Checked against pyoxigraph itself: for every prefix the prologue reader returns, the engine,
+given the same prologue and base IRI, expands `prefix:zz` to exactly that namespace + "zz".
+"""
+
+from __future__ import annotations
+
+import pyoxigraph as ox
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kg.sparql.prologue import declared_prefixes
+
+BASE = "http://localhost:8000/"
+
+
+def engine_namespace(prologue: str, name: str, base: str | None) -> str:
+    """How pyoxigraph expands `name:zz` after `prologue` (with `base` as the base IRI)."""
+    results = ox.Store().query(f"{prologue}\nSELECT ?v WHERE {{ BIND({name}:zz AS ?v) }}",
+                               base_iri=base)
+    (row,) = list(results)  # type: ignore[arg-type]
+    value = row["v"].value
+    assert value.endswith("zz")
+    return value[:-2]
+
+
+CASES = [
+    ("PREFIX rdfs: <http://www.w3.org/2000/01/rdf-schema#>\n"
+     "PREFIX rdf: <http://www.w3.org/1999/02/22-rdf-syntax-ns#>",
+     {"rdfs": "http://www.w3.org/2000/01/rdf-schema#",
+      "rdf": "http://www.w3.org/1999/02/22-rdf-syntax-ns#"}),
+    # relative namespaces resolve against KG_BASE_IRI, then against BASE (fragment kept)
+    ("PREFIX kg: <ontology#> PREFIX id: <id/>",
+     {"kg": BASE + "ontology#", "id": BASE + "id/"}),
+    ("BASE <http://x.example/a/b>\nprefix : <ontology#> PREFIX up: <../c#> PREFIX h: <#>",
+     {"": "http://x.example/a/ontology#", "up": "http://x.example/c#",
+      "h": "http://x.example/a/b#"}),
+    # comments, case, no space before the IRI, VERSION, a redeclared name (the last wins)
+    ("# PREFIX no: <http://no.example/>\nVERSION \"1.2\"\npReFiX ex:<http://e.example/>\n"
+     "PREFIX ex: <http://f.example/> PREFIX é-x.y: <urn:x:>",
+     {"ex": "http://f.example/", "é-x.y": "urn:x:"}),
+]
+
+
+@pytest.mark.parametrize(("prologue", "expected"), CASES)
+def test_the_prologue_is_read_as_the_engine_reads_it(prologue: str,
+                                                     expected: dict[str, str]) -> None:
+    found = declared_prefixes(prologue + "\nSELECT * WHERE { ?s ?p ?o }", BASE)
+    assert found == expected
+    for name, namespace in found.items():
+        assert engine_namespace(prologue, name, BASE) == namespace
+
+
+def test_only_the_prologue_declares() -> None:
+    query = ('PREFIX a: <http://a.example/>\nSELECT * WHERE { ?s ?p "PREFIX b: <http://b/>" }'
+             "\n# PREFIX c: <http://c.example/>")
+    assert declared_prefixes(query, BASE) == {"a": "http://a.example/"}
+    assert declared_prefixes("SELECT * {} # PREFIX d: <http://d.example/>", BASE) == {}
+
+
+def test_a_namespace_that_is_not_an_absolute_iri_is_left_out() -> None:
+    assert declared_prefixes("PREFIX r: <rel#> SELECT * {}", None) == {}
+    assert declared_prefixes("PREFIX s: <a b> PREFIX t: <http://t.example/> ASK {}", BASE) == {}
+
+
+def test_escapes_in_a_namespace_are_decoded_as_the_engine_decodes_them() -> None:
+    prologue = "PREFIX e: <http://e.example/\\u0041/> PREFIX f: <http://f.example/\\U0001F600#>"
+    found = declared_prefixes(prologue + " ASK {}", BASE)
+    assert found == {"e": "http://e.example/A/", "f": "http://f.example/\U0001F600#"}
+    for name, namespace in found.items():
+        assert engine_namespace(prologue, name, BASE) == namespace
+
+
+NAMES = st.from_regex(r"[A-Za-z][A-Za-z0-9_-]{0,8}", fullmatch=True)
+NAMESPACES = st.from_regex(r"http://[a-z]{1,8}\.example/[a-z0-9/]{0,12}[#/]?", fullmatch=True)
+GAPS = st.sampled_from([" ", "\n", "\t", "  # note\n", "\r\n"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(NAMES, NAMESPACES, GAPS), max_size=6))
+def test_any_prologue_of_absolute_declarations(declarations: list[tuple[str, str, str]]) -> None:
+    prologue = "".join(f"PREFIX {name}:{gap}<{iri}>{gap}" for name, iri, gap in declarations)
+    expected = {name: iri for name, iri, _ in declarations}
+    found = declared_prefixes(prologue + "ASK {}", BASE)
+    assert found == expected
+    for name in found:
+        assert engine_namespace(prologue, name, BASE) == found[name]
+
+
+PATHOLOGICAL = [
+    "#" * 20000 + "\nSELECT * {}",
+    "# " * 20000 + "SELECT * {}",
+    "PREFIX " + " " * 20000 + "x",
+    "PREFIX a: <" + "a" * 20000,
+]
+
+
+def test_long_or_unfinished_prologues_end() -> None:
+    """A pattern that backtracks over the ways to split a line of '#' into comments never ends
+    on the first of these (measured: a version without possessive gaps was still running after
+    60 s); run in a child process so that such a regression fails instead of hanging the run."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("from kg.sparql.prologue import declared_prefixes as d\n"
+            "from tests.test_sparql_prologue import PATHOLOGICAL\n"
+            "assert all(d(text, None) == {} for text in PATHOLOGICAL)\n"
+            "assert len(d('PREFIX p: <http://p.example/>\\n' * 2000 + 'ASK {}')) == 1\n")
+    try:
+        subprocess.run([sys.executable, "-c", code], check=True, timeout=60,
+                       cwd=Path(__file__).resolve().parents[1])
+    except subprocess.TimeoutExpired:
+        pytest.fail("reading a pathological prologue did not end within 60 s")
