@@ -1,8 +1,9 @@
 """The prefixes a query declares, for the prefixes of its Turtle or TriG answer.
 
 Why: a CONSTRUCT or DESCRIBE answer in Turtle reads best with the prefixes its author chose,
-which is what Fuseki writes. Declaring all of kg's 22 prefixes instead made a 12-triple answer
-60 % larger and cost the worker ~0.6 µs per declared prefix per answer (bench/NOTES.md).
+which is what Fuseki writes. Declaring all of kg's 22 prefixes instead cost the worker ~0.6 µs
+per declared prefix per answer and made the benchmark's small CONSTRUCT answers (which declare
+two) 18 % larger: a median of 1,945 bytes against 1,648 (bench/NOTES.md).
 
 Only the prologue is read (BASE, PREFIX and VERSION declarations, whitespace and comments, from
 the start of the text), the way the parser reads it: later text cannot declare a prefix. What
