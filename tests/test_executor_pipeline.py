@@ -14,7 +14,8 @@ real worker processes throughout.
   event loop learns of the start late;
 - with pipelining off (KG_QUERY_PIPELINING=false) nothing is queued in a pipe;
 - a reserve worker (KG_QUERY_RESERVE_WORKERS) gets no job while the other keeps up, takes the
-  ones a long query would hold up, and keeps its role when it is replaced.
+  ones a long query would hold up, serves those in line before a newcomer, every idle reserve
+  is woken for a line, and a worker keeps its role when it is replaced.
 """
 
 from __future__ import annotations
@@ -64,11 +65,12 @@ Body = Callable[[QueryExecutor, Path], Awaitable[None]]
 
 
 def with_executor(sample_store: Path, tmp_path: Path, body: Body, *, workers: int,
-                  timeout: float = 60.0, pipelining: bool = True) -> None:
+                  timeout: float = 60.0, pipelining: bool = True, reserves: int = 1) -> None:
     async def main() -> None:
         shutil.copytree(sample_store, tmp_path / "store")
         settings = Settings(store_path=tmp_path / "store", base_iri=BASE_IRI,
-                            query_workers=workers, query_timeout=timeout)
+                            query_workers=workers, query_timeout=timeout,
+                            query_reserve_workers=reserves)
         store = EmbeddedStore(tmp_path / "store")
         executor = QueryExecutor(settings, store)
         executor.pipelining = pipelining  # on by default (KG_QUERY_PIPELINING)
@@ -437,3 +439,56 @@ def test_a_reserve_that_frees_up_leaves_the_line_to_the_other_worker(
         assert reserve.jobs == 1 and other.jobs > 100  # type: ignore[attr-defined]
 
     with_executor(sample_store, tmp_path, body, workers=2)
+
+
+def test_every_idle_reserve_is_woken_for_the_line(sample_store: Path, tmp_path: Path) -> None:
+    """Two reserves, pipelining off, the other worker held: the timer must wake both for the
+    two callers in line, not only the first (found in review: the second waited out the time
+    limit while a reserve idled)."""
+    async def body(executor: QueryExecutor, store_path: Path) -> None:
+        executor.reserve_after = 0.05
+        endless = asyncio.create_task(executor.execute(QueryJob(ENDLESS, "json")))
+        await running(executor, 1)
+        held = asyncio.create_task(executor.execute(QueryJob(ENDLESS, "json")))  # the head
+        await asyncio.sleep(0)
+        quick = await executor.execute(QueryJob(small(2), "json"))  # second in line
+        assert quick.inline is not None
+        assert bindings(quick.inline) == expected(store_path, small(2))
+        assert not endless.done() and not held.done()  # answered while both still run
+        assert sorted(w.jobs for w in executor._workers if w.reserve) == [1, 1]
+        for task in (endless, held):
+            with pytest.raises(QueryTimeout):
+                await task
+
+    with_executor(sample_store, tmp_path, body, workers=3, reserves=2, timeout=6.0,
+                  pipelining=False)
+
+
+def test_a_newcomer_does_not_take_the_reserve_ahead_of_the_line(sample_store: Path,
+                                                                 tmp_path: Path) -> None:
+    """A caller waits in line for the reserve (the other worker's query was then too young to
+    give up on); a newcomer arriving once that query is old must not take the idle reserve
+    first (found in review: the first caller then waited for the newcomer's long query)."""
+    async def body(executor: QueryExecutor, store_path: Path) -> None:
+        executor.reserve_after = 0.3  # a window wide enough to arrive in, on any machine
+        reserve, other = reserve_of(executor)
+        endless = asyncio.create_task(executor.execute(QueryJob(ENDLESS, "json")))
+        await running(executor, 1)
+        started = other.running_since  # type: ignore[attr-defined]
+        await asyncio.sleep(max(started + 0.1 - time.monotonic(), 0))
+        first = asyncio.create_task(executor.execute(QueryJob(small(3), "json")))
+        await asyncio.sleep(0)
+        assert len(executor._waiters) == 1 and reserve in executor._idle
+        await asyncio.sleep(max(started + 0.35 - time.monotonic(), 0))
+        assert not first.done() and len(executor._waiters) == 1, "no window to arrive in"
+        newcomer = asyncio.create_task(executor.execute(QueryJob(LONGER, "json")))
+        done, _ = await asyncio.wait({first, newcomer}, return_when=asyncio.FIRST_COMPLETED)
+        assert first in done and newcomer not in done
+        result = first.result()
+        assert result.inline is not None
+        assert bindings(result.inline) == expected(store_path, small(3))
+        assert (await newcomer).inline is not None
+        with pytest.raises(QueryTimeout):
+            await endless
+
+    with_executor(sample_store, tmp_path, body, workers=2, timeout=8.0)

@@ -116,6 +116,19 @@ def test_a_graph_answer_declares_the_query_prefixes(server: ServerProcess, media
     assert {q.triple for q in ox.parse(bare.content, fmt)} == triples
 
 
+@pytest.mark.parametrize("media", ["text/turtle", "application/n-triples"])
+def test_a_construct_whose_prologue_urllib_cannot_resolve_is_answered(server: ServerProcess,
+                                                                      media: str) -> None:
+    """Found in review: a BASE host that urllib refuses (NFKC) made reading the prefixes raise,
+    and the CONSTRUCT was a 503 in every format."""
+    query = ("BASE <http://x\u2100y/> PREFIX p: <foo#>\n"
+             "CONSTRUCT { ?s ?p ?o } WHERE { ?s ?p ?o } LIMIT 3")
+    r = httpx.get(endpoint(server), params={"query": query}, headers={"Accept": media})
+    assert r.status_code == 200, r.text
+    fmt = ox.RdfFormat.TURTLE if media == "text/turtle" else ox.RdfFormat.N_TRIPLES
+    assert len(list(ox.parse(r.content, fmt))) == 3
+
+
 def test_q_values_choose(server: ServerProcess) -> None:
     accept = ("application/sparql-results+json;q=0.3, text/csv;q=0.9, "
               "application/sparql-results+xml;q=0.5")

@@ -71,7 +71,8 @@ Decisions (also in the README's service section):
 - **A reserve worker** (`settings.query_reserve_workers`, 1 by default, at most all workers but
   one): it takes a job only when the job has waited `RESERVE_AFTER` (in line, or in a pipe:
   the stealing above), or when no other worker is free or busy with a job that started within
-  `RESERVE_AFTER` (all held by longer queries, dead or reopening). So a long query still
+  `RESERVE_AFTER` (all held by longer queries, dead or reopening); callers already in line
+  get a reserve before a newcomer does. So a long query still
   holds up nobody for more than a few milliseconds, while a steady load of small queries runs
   on the other workers alone. Why: on 2 cores, the request process, two busy workers and the
   client contend for the CPUs; each worker then slept and woke up at every job and ran a small
@@ -426,10 +427,10 @@ class QueryExecutor:
         ticket = self._take_next(worker)
         if ticket is None:
             self._idle.append(worker)
-            if worker.reserve:
-                self._arm_reserve()
         elif self._run_on(worker, ticket):
             self._queue_next(worker)
+        if self.reserves:
+            self._arm_reserve()  # a reserve idle while callers wait: look again in time
 
     def _take_next(self, worker: _Worker) -> _Ticket | None:
         """The next job for `worker`, oldest first: a job stuck in another worker's pipe for
@@ -675,13 +676,17 @@ class QueryExecutor:
 
     def _take_idle(self) -> _Worker | None:
         """An idle worker for a new job, taken out of `_idle`: one that is not a reserve, else
-        a reserve if no other worker is available."""
+        a reserve if no other worker is available, once the callers already in line have
+        had theirs (a newcomer must not take the reserve ahead of them)."""
         for worker in self._idle:
             if not worker.reserve:
                 self._idle.remove(worker)
                 return worker
         if self._idle and not self._others_available():
-            return self._idle.popleft()
+            if self._waiters:
+                self._serve_line_with_reserves()
+            if self._idle and not self._waiters:
+                return self._idle.popleft()
         return None
 
     def _others_available(self) -> bool:
@@ -711,11 +716,18 @@ class QueryExecutor:
 
     def _engage_reserve(self) -> None:
         self._reserve_timer = None
-        reserve = next((w for w in self._idle if w.reserve), None)
-        if reserve is None:
-            return
-        self._idle.remove(reserve)
-        self._put_idle(reserve)  # runs the head if it has waited long enough; else re-arms
+        self._serve_line_with_reserves()
+        self._arm_reserve()
+
+    def _serve_line_with_reserves(self) -> None:
+        """Each idle reserve takes the head of the line while the head may have it."""
+        for reserve in [w for w in self._idle if w.reserve]:
+            if not self._waiters:
+                return
+            self._idle.remove(reserve)
+            self._put_idle(reserve)  # runs the head if it may; else back to idle (and re-arms)
+            if reserve in self._idle:
+                return  # the head may not have a reserve yet: neither may the next one
 
     def _abandon(self, ticket: _Ticket) -> None:
         """The caller gave up (time limit, client gone): its job must not run for nobody, or

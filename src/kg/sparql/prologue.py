@@ -16,7 +16,6 @@ decodes them.
 from __future__ import annotations
 
 import re
-from urllib.parse import urljoin
 
 import pyoxigraph as ox
 
@@ -53,25 +52,28 @@ def declared_prefixes(query: str, base_iri: str | None = None) -> dict[str, str]
 
 
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
+_NOT_IN_IRIS = re.compile(r'[<>"{}|^`\\\x00-\x20]')
 
 
 def _absolute(iri: str, base: str | None) -> str | None:
+    """`iri` resolved as the engine resolves it, or None when it cannot be."""
     if "\\" in iri:
         iri = decode_escapes(iri)
+    if _NOT_IN_IRIS.search(iri):
+        return None
     if _SCHEME.match(iri):
-        return iri if _valid(iri) else None
-    # urljoin (~4 µs, hence absolute IRIs first) drops an empty fragment ("ontology#" ->
-    # ".../ontology"): the fragment is put back
-    reference, hash_, fragment = iri.partition("#")
-    resolved = urljoin(base, reference) if base else reference
-    if hash_:
-        resolved = f"{resolved.partition('#')[0]}#{fragment}"
-    return resolved if _valid(resolved) else None
-
-
-def _valid(iri: str) -> bool:
+        try:
+            ox.NamedNode(iri)
+        except ValueError:
+            return None
+        return iri
+    if base is None:
+        return None
+    # resolved by pyoxigraph's own parser (RFC 3986, as its query parser does; ~2.5 µs):
+    # urllib's urljoin drops empty fragments, lowercases schemes, and raises on some hosts
     try:
-        ox.NamedNode(iri)
-    except ValueError:  # still relative, or not an IRI pyoxigraph accepts
-        return False
-    return True
+        (quad,) = ox.parse(f"<{iri}> <x:p> <x:o> .".encode(), format=ox.RdfFormat.TURTLE,
+                           base_iri=base)
+    except (SyntaxError, ValueError):
+        return None
+    return quad.subject.value  # type: ignore[union-attr]

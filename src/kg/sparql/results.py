@@ -40,7 +40,7 @@ RDF_FORMATS: dict[str, ox.RdfFormat] = {
     "rdfxml": ox.RdfFormat.RDF_XML,
     "jsonld": ox.RdfFormat.JSON_LD,
 }
-_PREFIXED = {"turtle", "trig"}
+PREFIXED_FORMATS = frozenset({"turtle", "trig"})  # the formats that declare prefixes
 
 
 class Writer(Protocol):
@@ -233,7 +233,7 @@ def write_triples(
 ) -> int:
     """Write CONSTRUCT/DESCRIBE triples in an RDF format; returns the triple count."""
     rdf_format = RDF_FORMATS[fmt]
-    chosen = prefixes if fmt in _PREFIXED and prefixes else None
+    chosen = prefixes if fmt in PREFIXED_FORMATS and prefixes else None
     if not rdf_format.supports_datasets:
         # C iterators only (islice, zip, count): a Python generator per triple cost ~10 % of
         # a small CONSTRUCT's time in the worker

@@ -37,7 +37,13 @@ import pyoxigraph as ox
 
 from kg.sparql.channel import frame
 from kg.sparql.prologue import declared_prefixes
-from kg.sparql.results import RowCapExceeded, write_boolean, write_solutions, write_triples
+from kg.sparql.results import (
+    PREFIXED_FORMATS,
+    RowCapExceeded,
+    write_boolean,
+    write_solutions,
+    write_triples,
+)
 
 RESULT_FORMATS = ("json", "xml", "csv", "tsv")
 # SELECT results in these formats are streamable: written by pyoxigraph's own serializer (about
@@ -206,7 +212,8 @@ def run_job(
         else:
             fmt = fmt if fmt not in RESULT_FORMATS else "turtle"
             # Turtle and TriG declare the query's own prefixes (kg.sparql.prologue), as Fuseki
-            prefixes = declared_prefixes(job["query"], config["base_iri"])
+            prefixes = (declared_prefixes(job["query"], config["base_iri"])
+                        if fmt in PREFIXED_FORMATS else None)
             rows = write_triples(results, fmt, spool, config["max_rows"], prefixes)
     except SyntaxError as exc:
         spool.discard()

@@ -32,7 +32,13 @@ from kg.errors import (
 )
 from kg.sparql.executor import INLINE_LIMIT
 from kg.sparql.prologue import declared_prefixes
-from kg.sparql.results import RowCapExceeded, write_boolean, write_solutions, write_triples
+from kg.sparql.results import (
+    PREFIXED_FORMATS,
+    RowCapExceeded,
+    write_boolean,
+    write_solutions,
+    write_triples,
+)
 from kg.sparql.worker import RESULT_FORMATS, STREAM_FORMATS, ResultTooLarge, Spool
 from kg.store.base import CHUNK_SIZE
 
@@ -193,8 +199,9 @@ def _write(source: io.BufferedReader, media: str, form: str, fmt: str, settings:
     triples = (q.triple for q in ox.parse(source, format=RDF_PARSERS.get(
         media, ox.RdfFormat.TURTLE)))
     fmt = fmt if fmt not in RESULT_FORMATS else "turtle"
-    return fmt, write_triples(triples, fmt, spool, settings.max_rows,
-                              declared_prefixes(query, settings.base_iri))
+    prefixes = (declared_prefixes(query, settings.base_iri)
+                if fmt in PREFIXED_FORMATS else None)
+    return fmt, write_triples(triples, fmt, spool, settings.max_rows, prefixes)
 
 
 def produce(
