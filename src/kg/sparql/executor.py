@@ -76,10 +76,10 @@ Decisions (also in the README's service section):
   holds up nobody for more than a few milliseconds, while a steady load of small queries runs
   on the other workers alone. Why: on 2 cores, the request process, two busy workers and the
   client contend for the CPUs; each worker then slept and woke up at every job and ran a small
-  CONSTRUCT in ~170 µs of CPU against ~130 µs when one worker kept busy and never slept
-  (`/proc/<pid>` CPU times under wrk, bench/NOTES.md): small uncached CONSTRUCTs +38-47 %
-  req/s, joins +11-17 %, point lookups unchanged. A replacement keeps the role of the worker
-  it replaces.
+  CONSTRUCT in ~170 µs of CPU against ~135 µs when one worker kept busy and never slept
+  (`python -m bench.process_cpu`, bench/NOTES.md): small uncached CONSTRUCTs +23-47 % req/s
+  over four interleaved pairs, joins -9 to +17 % over six, point lookups -2 to +3 %. A
+  replacement keeps the role of the worker it replaces.
 """
 
 from __future__ import annotations
