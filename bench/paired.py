@@ -72,3 +72,56 @@ def measure(start: Callable[[str], servers.Server], kinds: list[QueryKind],
             values = entry[key]
             entry[f"{key}_median"] = statistics.median(values) if values else None
     return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Paired rounds alone, on a store a full `bench.run` left in var/bench: to judge one
+    change in minutes instead of a 23-minute run (the run's own rows come from `measure`)."""
+    import argparse
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from bench import datagen
+    from bench.queries import build_kinds
+
+    parser = argparse.ArgumentParser(description="Cold small queries, Oxigraph and kg in turn.")
+    parser.add_argument("--size", default="real", help="a size a full run has built (real, 1m..)")
+    parser.add_argument("--kinds", default="point,join,construct")
+    parser.add_argument("--rounds", type=int, default=ROUNDS)
+    parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
+                        help="a setting for kg serve, e.g. KG_QUERY_RESERVE_WORKERS=0")
+    parser.add_argument("--work", type=Path, default=servers.ROOT / "var" / "bench")
+    opts = parser.parse_args(argv)
+    data = max((opts.work / "data").glob(f"*-{opts.size}-s*.nq"),
+               key=lambda p: p.stat().st_mtime)
+    stores = opts.work / "stores" / opts.size
+    entities = datagen.sample_entities(data, datagen.BASE_IRI, seed=42)
+    kinds = {k.name: k for k in build_kinds(datagen.BASE_IRI,
+                                            datagen.typical_entity(data, entities), {})}
+    env = dict(item.split("=", 1) for item in opts.env)
+    logs = opts.work / "logs" / "paired"
+
+    def start(name: str) -> servers.Server:
+        if name == "oxigraph":
+            return servers.start_oxigraph(stores / "oxigraph", logs)
+        return servers.start_kg(stores / "kg" / "store", logs, datagen.BASE_IRI, extra_env=env)
+
+    out = measure(start, [kinds[name] for name in opts.kinds.split(",")], entities,
+                  rounds=opts.rounds, duration=opts.duration, connections=16, threads=2,
+                  drain_limit=60.0)
+    for name, entry in out["kinds"].items():
+        rounds = ", ".join(f"{kg:,.0f}/{ox:,.0f} = {r:.2f}" for kg, ox, r in zip(
+            entry["kg"], entry["oxigraph"], entry["ratios"], strict=False))
+        median = entry["ratios_median"]
+        shown = f"{median:.2f}" if median is not None else "—"
+        print(f"{name:10} median {shown}×  (kg/oxigraph req/s per round: {rounds})"
+              + (f"  errors: {entry['errors']}" if entry["errors"] else ""))
+    if "error" in out:
+        print(out["error"])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -80,6 +80,11 @@ class Settings(BaseSettings):
     cache_max_age: int = Field(
         0, ge=0, description="Cache-Control max-age (s) of cacheable /sparql GET responses"
     )
+    http_lane: bool = Field(
+        True,
+        description="Answer plain GET /sparql requests inside the HTTP protocol, without an "
+        "ASGI cycle (kg.server.protocol_lane; same answers, less CPU per request)",
+    )
     max_request_bytes: int = Field(1_000_000, gt=0, description="Largest accepted request body")
     query_workers: int = Field(2, ge=1, description="Processes executing queries")
     query_reserve_workers: int = Field(

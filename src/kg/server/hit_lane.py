@@ -101,27 +101,37 @@ class HitLane:
     def __len__(self) -> int:
         return len(self._replays)
 
-    async def serve(self, scope: Scope, cache: ResponseCache | None, version: int,
-                    send: Send) -> bool:
-        """Answer from a replay; False when the request must take the full path."""
-        start = time.perf_counter()
+    def lookup(self, scope: Scope, cache: ResponseCache | None,
+               version: int) -> tuple[_Replay, bytes] | None:
+        """The replay and its body for `scope` (counted as a cache hit), or None when the
+        request must take the full path. Synchronous: kg.server.protocol_lane calls it too."""
         if cache is None:
-            return False
+            return None
         raw = self.raw_key(scope)
         if raw is None:
-            return False
+            return None
         replay = self._replays.get(raw)
         if replay is None:
-            return False
+            return None
         body = cache.replay(replay.key, version, replay.etag, replay.length) if (
             replay.version == version) else None
         if body is None:
             self.size -= self._replays.pop(raw).cost
-            return False
+            return None
         _HIT.inc()
+        scope["route"] = replay.route
+        return replay, body
+
+    async def serve(self, scope: Scope, cache: ResponseCache | None, version: int,
+                    send: Send) -> bool:
+        """Answer from a replay; False when the request must take the full path."""
+        start = time.perf_counter()
+        found = self.lookup(scope, cache, version)
+        if found is None:
+            return False
+        replay, body = found
         await send({"type": "http.response.start", "status": 200, "headers": replay.headers})
         await send({"type": "http.response.body", "body": body})
-        scope["route"] = replay.route
         access.record(scope, 200, len(body), time.perf_counter() - start)
         return True
 

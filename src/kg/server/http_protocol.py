@@ -1,4 +1,5 @@
-"""uvicorn's httptools protocol, with a response's head and first body bytes sent in one write.
+"""uvicorn's httptools protocol, with a response's head and first body bytes sent in one write,
+and plain GET /sparql requests handed to kg.server.protocol_lane before uvicorn builds a cycle.
 
 Why: uvicorn writes the status line and headers as soon as `http.response.start` arrives, then
 the body in a second write: two loopback sends, two wake-ups of the client, for a response that
@@ -15,6 +16,8 @@ import asyncio
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from kg.server import protocol_lane
 
 
 class _JoiningTransport:
@@ -36,6 +39,14 @@ class _JoiningTransport:
             self._held = None
             self._transport.write(held + data)
 
+    def write_whole(self, data: bytes) -> None:
+        """A complete response: sent at once (after anything held), nothing left to join."""
+        held = self._held
+        if held is not None:
+            self._held = None
+            data = held + data
+        self._transport.write(data)
+
     def flush(self) -> None:
         held = self._held
         if held is not None:
@@ -52,8 +63,22 @@ class _JoiningTransport:
 
 
 class JoinedWritesProtocol(HttpToolsProtocol):
-    """HttpToolsProtocol on a `_JoiningTransport`."""
+    """HttpToolsProtocol on a `_JoiningTransport`, with the protocol lane in front."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self.transport = _JoiningTransport(transport, self.loop)  # type: ignore[assignment]
+        self.kg_app = None if self.root_path or self.limit_concurrency is not None else (
+            protocol_lane.find_app(self.app))
+
+    def write_whole(self, data: bytes) -> None:
+        """Send a complete response in one write (kg.server.protocol_lane)."""
+        self.transport.write_whole(data)  # type: ignore[attr-defined]
+
+    def on_headers_complete(self) -> None:
+        # a request the lane answered at once in this same read armed the keep-alive timer,
+        # which would close the connection under the next one: a request is not idle
+        self._unset_keepalive_if_required()
+        app = self.kg_app
+        if app is None or not protocol_lane.take(self, app):
+            super().on_headers_complete()

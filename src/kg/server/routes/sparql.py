@@ -201,60 +201,89 @@ class Answer:
     cached: tuple[Any, ...] | None = None  # (cache key, entry, version) of a hit: the hit lane's
 
 
-async def evaluate(state: AppState, proto: ProtocolRequest, method: str, accept: str | None,
-                   if_none_match: str | None) -> Answer:
-    """Guard, negotiate; then the cache, or a worker (complete result or a stream)."""
+@dataclass(slots=True)
+class Pending:
+    """A query `prepare` found in no cache: the worker's job, and what labels its answer."""
+
+    job: QueryJob
+    key: Any  # the response cache's key
+    version: int  # the store's version when the cache was asked
+    conditional: bool  # GET/HEAD: ETag and Cache-Control
+
+
+def prepare(state: AppState, proto: ProtocolRequest, method: str, accept: str | None,
+            if_none_match: str | None) -> Answer | Pending:
+    """Guard, negotiate, then the cache: an Answer (a hit or a 304), or the job to run.
+
+    Synchronous, so that kg.server.protocol_lane can call it inside the HTTP parser's callback.
+    A KgError is raised before anything is counted; cache lookups are counted here.
+    """
     settings = state.settings
     text = proto.query or ""
     conditional = method != "POST"  # ETag, 304 and Cache-Control for GET and HEAD
     cache = _cache(state)
-    try:
-        analysis = guard.check_query(
-            text, settings.allow_service, settings.allow_load, settings.base_iri
-        )
-        fmt = _negotiate(analysis.form or "SELECT", accept, tuple(proto.formats))
-        if proto.default_graph or proto.named_graph:
-            default_graph: list[str] | None = _graph_iris(proto.default_graph,
-                                                          "default-graph-uri")
-            named_graph: list[str] | None = _graph_iris(proto.named_graph, "named-graph-uri")
-        else:
-            default_graph = named_graph = None
-        key = cache.key(text, default_graph, named_graph, fmt.key)
-        version = state.store.version
-        hit = cache.get(key, version)
-        if conditional and if_none_match:
-            etag = hit[ETAG] if hit is not None else cache.etag(key, version)
-            if _etag_matches(if_none_match, etag):
-                _NOT_MODIFIED.inc()
-                return Answer(304, etag)
-        if hit is not None:
-            _CACHE_HIT.inc()
-            body, content_type, etag, _ = hit
-            return Answer(200, etag if conditional else None, body, content_type,
-                          cached=(key, hit, version) if conditional else None)
-        _CACHE_MISS.inc()
-        result = await state.executor.execute(
-            QueryJob(query=text, format=fmt.key, default_graph=default_graph,
-                     named_graphs=named_graph))
-    except QueryTimeout:
-        _count_timeout()
-        raise
-    except KgError as exc:
-        if exc.status < 500:
-            _count_rejected(_reason(exc))
-        raise
+    analysis = guard.check_query(text, settings.allow_service, settings.allow_load,
+                                 settings.base_iri)
+    fmt = _negotiate(analysis.form or "SELECT", accept, tuple(proto.formats))
+    if proto.default_graph or proto.named_graph:
+        default_graph: list[str] | None = _graph_iris(proto.default_graph, "default-graph-uri")
+        named_graph: list[str] | None = _graph_iris(proto.named_graph, "named-graph-uri")
+    else:
+        default_graph = named_graph = None
+    key = cache.key(text, default_graph, named_graph, fmt.key)
+    version = state.store.version
+    hit = cache.get(key, version)
+    if conditional and if_none_match:
+        etag = hit[ETAG] if hit is not None else cache.etag(key, version)
+        if _etag_matches(if_none_match, etag):
+            _NOT_MODIFIED.inc()
+            return Answer(304, etag)
+    if hit is not None:
+        _CACHE_HIT.inc()
+        body, content_type, etag, _ = hit
+        return Answer(200, etag if conditional else None, body, content_type,
+                      cached=(key, hit, version) if conditional else None)
+    _CACHE_MISS.inc()
+    return Pending(QueryJob(query=text, format=fmt.key, default_graph=default_graph,
+                            named_graphs=named_graph), key, version, conditional)
+
+
+async def run(state: AppState, pending: Pending) -> Answer:
+    """The worker's answer to a `prepare`d job, stored in the cache when complete and small."""
+    cache = _cache(state)
+    result = await state.executor.execute(pending.job)
     # label the response with the version the result was computed on (a write may have landed)
     computed_on = result.version
-    if computed_on is None and state.store.version == version:
-        computed_on = version
-    etag = cache.etag(key, computed_on) if conditional and computed_on is not None else None
+    if computed_on is None and state.store.version == pending.version:
+        computed_on = pending.version
+    etag = (cache.etag(pending.key, computed_on)
+            if pending.conditional and computed_on is not None else None)
     content_type = result.format.content_type
     if result.inline is None or getattr(result, "streamed", False):
         return Answer(200, etag, content_type=content_type, result=result)
     if computed_on is not None and computed_on == state.store.version:
         # not handed to the hit lane yet: it remembers answers asked for again (a cache hit)
-        cache.put(key, computed_on, result.inline, content_type, etag)
+        cache.put(pending.key, computed_on, result.inline, content_type, etag)
     return Answer(200, etag, result.inline, content_type)
+
+
+def count_failure(exc: KgError) -> None:
+    """A refused or failed query, in the metrics (every path that answers one calls this)."""
+    if isinstance(exc, QueryTimeout):
+        _count_timeout()
+    elif exc.status < 500:
+        _count_rejected(_reason(exc))
+
+
+async def evaluate(state: AppState, proto: ProtocolRequest, method: str, accept: str | None,
+                   if_none_match: str | None) -> Answer:
+    """Guard, negotiate; then the cache, or a worker (complete result or a stream)."""
+    try:
+        step = prepare(state, proto, method, accept, if_none_match)
+        return step if isinstance(step, Answer) else await run(state, step)
+    except KgError as exc:
+        count_failure(exc)
+        raise
 
 
 async def answer_query(request: Request, state: AppState, proto: ProtocolRequest) -> Response:
@@ -440,7 +469,9 @@ class SparqlFastLane:
     and logged here (kg.server.access.record), as the access middleware would. Errors, spooled
     and streamed results are rendered as the routes render them and mapped by the app's own
     handlers (KgError, and Exception for bugs, as the stack would). Everything else goes down
-    the normal stack to the same `sparql_get`.
+    the normal stack to the same `sparql_get`. Under `kg serve` most plain GETs are answered
+    earlier still, inside the HTTP protocol (kg.server.protocol_lane, which shares `prepare`,
+    `run` and `raw_headers` with this lane); this one takes what that one declines.
     """
 
     PATHS = frozenset({"/sparql", "/sparql/"})
@@ -453,7 +484,7 @@ class SparqlFastLane:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         start = time.perf_counter()
-        scope["route"] = _LANE_ROUTES[scope["path"]]  # the access log's route label
+        scope["route"] = LANE_ROUTES[scope["path"]]  # the access log's route label
         app = scope["app"]
         state: AppState = app.state.kg
         accept = if_none_match = None
@@ -478,11 +509,11 @@ class SparqlFastLane:
         except Exception as exc:  # a bug: the same 500 problem the stack would give
             response = await app.exception_handlers[Exception](Request(scope, receive), exc)
         if response is not None:
-            await _send_response(response, scope, receive, send, start)
+            await send_response(response, scope, receive, send, start)
             return
         assert answer is not None and answer.body is not None
         body = answer.body
-        headers = _raw_headers(state.settings, answer.etag, answer.content_type, len(body))
+        headers = raw_headers(state.settings, answer.etag, answer.content_type, len(body))
         if answer.cached is not None:
             lane = getattr(app, "sparql_hits", None)
             if lane is not None:
@@ -496,7 +527,7 @@ class SparqlFastLane:
             access.record(scope, 200, len(body), time.perf_counter() - start)
 
 
-async def _send_response(response: Response, scope: Scope, receive: Receive, send: Send,
+async def send_response(response: Response, scope: Scope, receive: Receive, send: Send,
                          start: float) -> None:
     """A rendered response from the lane: `Vary: Origin` added, counted and logged."""
     vary = response.headers.get("vary")
@@ -526,7 +557,7 @@ def _constant_headers(max_age: int) -> tuple[tuple[bytes, bytes], tuple[bytes, b
             (b"cache-control", f"public, max-age={max_age}, must-revalidate".encode()))
 
 
-def _raw_headers(settings: Settings, etag: str | None, content_type: str,
+def raw_headers(settings: Settings, etag: str | None, content_type: str,
                  length: int) -> list[tuple[bytes, bytes]]:
     """What `render` + the lane's `Vary: Origin` give a complete 200, as bytes."""
     vary, cache_control = _constant_headers(settings.cache_max_age)
@@ -547,6 +578,6 @@ for _path in ("/sparql", "/sparql/"):
     router.add_route(_path, sparql_get, methods=["GET", "HEAD"], include_in_schema=False)
     router.add_route(_path, sparql_post, methods=["POST"], include_in_schema=False)
 
-_LANE_ROUTES = {
+LANE_ROUTES = {
     r.path: r for r in router.routes if getattr(r, "path", None) in SparqlFastLane.PATHS
 }
