@@ -26,7 +26,7 @@ from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 from uvicorn.server import ServerState
 
 from kg.config import Settings
-from kg.server import metrics
+from kg.server import hit_lane, metrics, protocol_lane
 from kg.server.app import create_app
 from kg.server.http_protocol import JoinedWritesProtocol
 from kg.server.protocol_lane import LaneCycle
@@ -334,6 +334,60 @@ def test_a_bug_while_answering_closes_the_connection(store: Path,
             assert transport.closed and transport.data == b""
 
     run(scenario())
+
+
+def test_a_cancelled_query_closes_the_connection(store: Path) -> None:
+    """uvicorn cancels what still runs when a shutdown stops waiting: no answer will come, so
+    the connection must not be left open waiting for one."""
+    async def scenario() -> None:
+        async with lane_app(store) as connect:
+            protocol, transport = connect()
+            protocol.data_received(get(ENDLESS))
+            await asyncio.sleep(0.2)
+            for task in list(protocol.tasks):
+                task.cancel()
+            while protocol.tasks:
+                await asyncio.sleep(0.005)
+            assert transport.closed and transport.data == b""
+
+    run(scenario())
+
+
+def test_a_bug_before_anything_was_sent_is_a_500_not_the_clients_fault(
+        store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Raised inside the parser's callback, it would become httptools' callback error, which
+    uvicorn answers as a 400 for bad request bytes."""
+    def broken(*args: Any) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(hit_lane.HitLane, "lookup", broken)
+
+    async def scenario() -> None:
+        async with lane_app(store) as connect:
+            protocol, transport = connect()
+            protocol.data_received(get(LABELS))
+            assert isinstance(protocol.cycle, RequestResponseCycle)
+            [(status, _, _, _)] = await responses(transport, 1)
+            assert status == 500
+
+    run(scenario())
+
+
+def test_the_lane_is_off_on_a_uvicorn_it_was_not_written_for(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    assert protocol_lane.FITS_UVICORN  # the installed one
+
+    class OtherCycle:
+        def __init__(self, scope: Any, transport: Any, flow: Any, logger: Any,
+                     access_logger: Any, access_log: Any, default_headers: Any,
+                     message_event: Any, expect_100_continue: Any, keep_alive: Any,
+                     on_response: Any, loop: Any) -> None:  # one more, required
+            pass
+
+    monkeypatch.setattr(protocol_lane, "RequestResponseCycle", OtherCycle)
+    assert not protocol_lane._fits_uvicorn()
+    monkeypatch.setattr(protocol_lane, "FITS_UVICORN", False)
+    assert protocol_lane.find_app(create_app(Settings(base_iri=BASE_IRI))) is None
 
 
 def test_the_setting_turns_the_lane_off(store: Path) -> None:

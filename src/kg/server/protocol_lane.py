@@ -15,12 +15,20 @@ connection (pipelined requests keep uvicorn's queue and order). A request it doe
 whose query the guard or the parameters refuse, goes to uvicorn as if the lane did not exist
 (the full path then counts and renders the refusal). Once it has taken a request, any other
 outcome (a 304, a failure, a spooled or streamed result) is rendered as the routes render it
-and sent through a real uvicorn cycle started for it. Off with KG_HTTP_LANE=false.
+and sent through a real uvicorn cycle started for it. Off with KG_HTTP_LANE=false, and off by
+itself on a uvicorn whose internals it does not fit (`FITS_UVICORN`).
+
+Differences a client cannot see, by design: uvicorn's proxy-headers middleware does not run
+(nothing in these answers or in kg's access log reads the client address or scheme); a
+refused query is parsed and guarded twice (here, then on the full path that answers it). A bug
+once the lane has taken a request closes the connection (logged), where the full path would
+send a 500; one before that leaves the request to the full path.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -29,7 +37,11 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, RequestResponseCycle
+from uvicorn.protocols.http.httptools_impl import (
+    STATUS_LINE,
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
 
 from kg import errors
 from kg.server import access, query_string
@@ -48,6 +60,23 @@ _OK = STATUS_LINE[200]
 log = logging.getLogger("kg.sparql")
 
 
+# what the hand-over passes to uvicorn's cycle: the lane leans on these internals of uvicorn's
+# httptools protocol (0.30 to 0.54 were read), and stays off where they differ
+_CYCLE_ARGUMENTS = frozenset({
+    "scope", "transport", "flow", "logger", "access_logger", "access_log", "default_headers",
+    "message_event", "expect_100_continue", "keep_alive", "on_response"})
+
+
+def _fits_uvicorn() -> bool:
+    parameters = inspect.signature(RequestResponseCycle).parameters
+    required = {name for name, p in parameters.items() if p.default is inspect.Parameter.empty}
+    return (callable(getattr(HttpToolsProtocol, "_start_asgi_task", None))
+            and required <= _CYCLE_ARGUMENTS <= set(parameters))
+
+
+FITS_UVICORN = _fits_uvicorn()
+
+
 class _Event:
     """uvicorn sets its cycle's message event on a body or a disconnect: nothing waits here."""
 
@@ -61,9 +90,6 @@ class LaneCycle:
     """Stands in for uvicorn's `RequestResponseCycle` while the lane answers: the attributes
     the protocol reads and writes (parser callbacks, disconnects, shutdown, pipelining)."""
 
-    __slots__ = ("body", "disconnected", "keep_alive", "message_event", "more_body",
-                 "response_complete")
-
     def __init__(self) -> None:
         self.response_complete = False
         self.disconnected = False
@@ -74,9 +100,12 @@ class LaneCycle:
 
 
 def find_app(app: Any) -> KgApp | None:
-    """kg's app under uvicorn's wrappers (proxy headers, message logger), if it is there."""
+    """kg's app under uvicorn's wrappers (proxy headers, message logger), if it is there and
+    the installed uvicorn is one the lane was written for (else: no lane)."""
     from kg.server.app import KgApp
 
+    if not FITS_UVICORN:
+        return None
     for _ in range(8):
         if isinstance(app, KgApp):
             return app
@@ -122,22 +151,28 @@ def take(protocol: JoinedWritesProtocol, app: KgApp) -> bool:
     scope["raw_path"] = path.encode("ascii")
     scope["query_string"] = raw_query
     start = time.perf_counter()
-    cache = state.extras.get("sparql_cache")
-    found = app.sparql_hits.lookup(scope, cache, state.store.version)
     cycle = LaneCycle()
-    if found is not None:
-        protocol.cycle = cycle
-        replay, body = found
-        _write(protocol, cycle, scope, replay.headers, body, start)
-        return True
     try:
-        proto = sparql.collect(query_string.parse(raw_query))
-        if proto.query is None or proto.update is not None:
-            return False  # the service description, or a refusal: the routes answer
-        step = sparql.prepare(state, proto, "GET", accept, if_none_match)
-    except Exception:  # refused (or a bug): the full path renders it
+        found = app.sparql_hits.lookup(scope, state.extras.get("sparql_cache"),
+                                       state.store.version)
+        if found is None:
+            proto = sparql.collect(query_string.parse(raw_query))
+            if proto.query is None or proto.update is not None:
+                return False  # the service description, or a refusal: the routes answer
+            step = sparql.prepare(state, proto, "GET", accept, if_none_match)
+    except errors.KgError:
+        return False  # refused: the full path counts it and renders the problem
+    except Exception:  # a bug, before anything was sent: the full path gives its 500
+        log.exception("the protocol lane failed on a request; the full path takes it")
         return False
     protocol.cycle = cycle
+    if found is not None:
+        replay, body = found
+        try:
+            _write(protocol, cycle, scope, replay.headers, body, start)
+        except Exception:  # a bug: as uvicorn does once a response may have started
+            _broken(protocol)
+        return True
     scope["app"] = app  # as Starlette sets it: the exception handlers and the hit lane read it
     scope["route"] = sparql.LANE_ROUTES[path]
     if isinstance(step, sparql.Answer):
@@ -154,9 +189,8 @@ def take(protocol: JoinedWritesProtocol, app: KgApp) -> bool:
 
 async def _run(protocol: JoinedWritesProtocol, app: KgApp, cycle: LaneCycle, scope: Scope,
                pending: sparql.Pending, start: float) -> None:
-    state = app.state.kg
     try:
-        answer = await sparql.run(state, pending)
+        answer = await sparql.run(app.state.kg, pending)
     except errors.KgError as exc:
         sparql.count_failure(exc)
         failed: Exception = exc
@@ -164,6 +198,10 @@ async def _run(protocol: JoinedWritesProtocol, app: KgApp, cycle: LaneCycle, sco
     except Exception as exc:  # a bug: the same 500 problem the stack gives
         failed = exc
         handler = app.exception_handlers[Exception]
+    except BaseException:  # cancelled (a shutdown that stopped waiting): no answer will come
+        if not cycle.response_complete:
+            _close(protocol)
+        raise
     else:
         try:
             _answer(protocol, app, cycle, scope, answer, start)
@@ -174,7 +212,10 @@ async def _run(protocol: JoinedWritesProtocol, app: KgApp, cycle: LaneCycle, sco
     async def problem(request: Request) -> Response:
         return await handler(request, failed)  # type: ignore[no-any-return]
 
-    _hand_over(protocol, cycle, scope, problem, start)
+    try:
+        _hand_over(protocol, cycle, scope, problem, start)
+    except Exception:
+        _broken(protocol)
 
 
 def _answer(protocol: JoinedWritesProtocol, app: KgApp, cycle: LaneCycle, scope: Scope,
@@ -197,6 +238,10 @@ def _answer(protocol: JoinedWritesProtocol, app: KgApp, cycle: LaneCycle, scope:
 
 def _broken(protocol: JoinedWritesProtocol) -> None:
     log.exception("the protocol lane failed to answer; closing the connection")
+    _close(protocol)
+
+
+def _close(protocol: JoinedWritesProtocol) -> None:
     if not protocol.transport.is_closing():
         protocol.transport.close()
 
@@ -231,6 +276,8 @@ def _hand_over(protocol: JoinedWritesProtocol, cycle: LaneCycle, scope: Scope,
         on_response=protocol.on_response_complete)
     real.more_body = cycle.more_body
     real.disconnected = cycle.disconnected
+    if not real.more_body:
+        real.message_event.set()  # the request (no body) was complete: receive() returns it
     if protocol.cycle is cycle:
         protocol.cycle = real  # later disconnects, body bytes and shutdown reach it
 
