@@ -77,8 +77,8 @@ Decisions (also in the README's service section):
   on the other workers alone. Why: on 2 cores, the request process, two busy workers and the
   client contend for the CPUs; each worker then slept and woke up at every job and ran a small
   CONSTRUCT in ~170 µs of CPU against ~135 µs when one worker kept busy and never slept
-  (`python -m bench.process_cpu`, bench/NOTES.md): small uncached CONSTRUCTs +23-47 % req/s
-  over four interleaved pairs, joins -9 to +17 % over six, point lookups -2 to +3 %. A
+  (`python -m bench.process_cpu`, bench/NOTES.md): small uncached CONSTRUCTs +30-41 % req/s,
+  joins +21-24 %, point lookups -7 to +8 % (two interleaved pairs, every text distinct). A
   replacement keeps the role of the worker it replaces.
 """
 
