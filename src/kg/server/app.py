@@ -31,6 +31,7 @@ class KgApp(FastAPI):
 
     sparql_hits: hit_lane.HitLane
     sparql_lane: sparql.SparqlFastLane  # plain GET /sparql, counted and logged there
+    kg_state: AppState | None = None  # app.state.kg, without Starlette State's __getattr__
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -58,6 +59,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             store.close()
             raise
         app.state.kg = AppState(settings=settings, store=store, executor=executor)
+        if isinstance(app, KgApp):
+            app.kg_state = app.state.kg  # what kg.server.protocol_lane reads per request
         # everything loaded so far lives as long as the process: out of the collector's sight,
         # so the full collections that per-request garbage triggers do not rescan it
         gc.collect()

@@ -105,7 +105,7 @@ class HitLane:
                version: int) -> tuple[_Replay, bytes] | None:
         """The replay and its body for `scope` (counted as a cache hit), or None when the
         request must take the full path. Synchronous: kg.server.protocol_lane calls it too."""
-        if cache is None:
+        if cache is None or not self._replays:
             return None
         raw = self.raw_key(scope)
         if raw is None:

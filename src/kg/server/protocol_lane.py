@@ -51,8 +51,6 @@ if TYPE_CHECKING:
     from kg.server.app import KgApp
     from kg.server.http_protocol import JoinedWritesProtocol
 
-# the request paths the lane answers, in origin form, and where their query string starts
-_PREFIXES = ((b"/sparql?", "/sparql"), (b"/sparql/?", "/sparql/"))
 # request headers that send a request down uvicorn's own path
 _DECLINED = frozenset({b"origin", b"content-length", b"transfer-encoding", b"expect",
                        b"upgrade"})
@@ -122,7 +120,7 @@ def take(protocol: JoinedWritesProtocol, app: KgApp) -> bool:
         # in order behind a request in progress; or a client that does not read its answers,
         # which uvicorn's cycle waits for (the lane's writes do not wait)
         return False
-    state = getattr(app.state, "kg", None)
+    state = app.kg_state
     if state is None or not state.settings.http_lane:
         return False
     parser = protocol.parser
@@ -130,10 +128,12 @@ def take(protocol: JoinedWritesProtocol, app: KgApp) -> bool:
             or not parser.should_keep_alive()):
         return False
     url: bytes = protocol.url
-    path = next((path for prefix, path in _PREFIXES if url.startswith(prefix)), None)
-    if path is None:
+    if url.startswith(b"/sparql?"):
+        path, raw_query = "/sparql", url[8:]
+    elif url.startswith(b"/sparql/?"):
+        path, raw_query = "/sparql/", url[9:]
+    else:
         return False
-    raw_query = url[len(path) + 1:]
     if b"#" in raw_query:
         return False
     accept = if_none_match = None
@@ -189,8 +189,10 @@ def take(protocol: JoinedWritesProtocol, app: KgApp) -> bool:
 
 async def _run(protocol: JoinedWritesProtocol, app: KgApp, cycle: LaneCycle, scope: Scope,
                pending: sparql.Pending, start: float) -> None:
+    state = app.kg_state
+    assert state is not None
     try:
-        answer = await sparql.run(app.state.kg, pending)
+        answer = await sparql.run(state, pending)
     except errors.KgError as exc:
         sparql.count_failure(exc)
         failed: Exception = exc
@@ -221,14 +223,16 @@ async def _run(protocol: JoinedWritesProtocol, app: KgApp, cycle: LaneCycle, sco
 def _answer(protocol: JoinedWritesProtocol, app: KgApp, cycle: LaneCycle, scope: Scope,
             answer: sparql.Answer, start: float) -> None:
     """A complete 200 is written here; anything else goes through a real cycle."""
+    state = app.kg_state
+    assert state is not None  # the lane takes requests only once the app has started
+    settings = state.settings
     if answer.status == 200 and answer.body is not None and answer.result is None:
-        headers = sparql.raw_headers(app.state.kg.settings, answer.etag, answer.content_type,
+        headers = sparql.raw_headers(settings, answer.etag, answer.content_type,
                                      len(answer.body))
         if answer.cached is not None:
             app.sparql_hits.remember(scope, *answer.cached, headers)
         _write(protocol, cycle, scope, headers, answer.body, start)
         return
-    settings = app.state.kg.settings
 
     async def rendered(request: Request) -> Response:
         return sparql.render(request, settings, answer)
