@@ -185,6 +185,9 @@ def test_a_new_version_drops_everything_and_changes_the_etag() -> None:
     assert cache.etag(key, 1) == cache.etag(key, 1) != cache.etag(key, 2)
     assert cache.etag(key, 1) != cache.etag(cache.key("q", ["http://g"], None, "xml"), 1)
     assert cache.etag(key, 1) != cache.etag(cache.key("q", None, ["http://g"], "json"), 1)
+    assert cache.etag(key, 1) != cache.etag(cache.key("q ", ["http://g"], None, "json"), 1)
+    other = ResponseCache(max_bytes=1 << 20, entry_bytes=1 << 16, fingerprint="max_rows=5")
+    assert other.etag(key, 1) != cache.etag(key, 1) and other.etag(key, 1) == other.etag(key, 1)
     assert cache.get(key, 2) is None and len(cache) == 0 and cache.size == 0
 
 

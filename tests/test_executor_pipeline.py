@@ -492,3 +492,29 @@ def test_a_newcomer_does_not_take_the_reserve_ahead_of_the_line(sample_store: Pa
             await endless
 
     with_executor(sample_store, tmp_path, body, workers=2, timeout=8.0)
+
+
+@pytest.mark.parametrize("pipelining", [True, False])
+def test_one_time_limit_covers_the_wait_for_a_worker_and_the_run(
+        sample_store: Path, tmp_path: Path, pipelining: bool) -> None:
+    """A query that waits (in line, or in the pipe of a worker held by a longer one) and then
+    runs is stopped when its one time limit, counted from its arrival, runs out while it runs:
+    the limit is not restarted for the run (kg.sparql.channel.Deadline serves both waits)."""
+    async def body(executor: QueryExecutor, store_path: Path) -> None:
+        executor.queue_behind_younger_than = 60.0
+        executor.steal_after = 60.0  # one worker: nowhere else to go
+        endless = asyncio.create_task(executor.execute(QueryJob(ENDLESS, "json")))
+        await running(executor, 1)
+        await asyncio.sleep(1.0)
+        arrived = time.monotonic()
+        second = asyncio.create_task(executor.execute(QueryJob(ENDLESS, "json")))
+        with pytest.raises(QueryTimeout):
+            await endless
+        with pytest.raises(QueryTimeout) as stopped:
+            await second
+        assert "exceeded" in str(stopped.value)  # it got the replacement and ran, then stopped
+        # its limit ran out 3 s after it arrived; a limit restarted for the run would end ~2 s
+        # later (the ENDLESS query itself runs ~40 s)
+        assert time.monotonic() - arrived < 4.5
+
+    with_executor(sample_store, tmp_path, body, workers=1, timeout=3.0, pipelining=pipelining)

@@ -16,7 +16,8 @@ def reference(raw: bytes) -> list[tuple[str, str]]:
 
 URL_BYTES = st.sampled_from(
     [b"%", b"%2", b"%2B", b"%3d", b"%E2%80%93", b"%C3", b"%zz", b"+", b"=", b"&", b"&&", b";",
-     b"a", b"Z", b"0", b"?", b"/", b"<", b"{", b"_", b"\xe2\x80\x93", b" ", b"\t", b"%0A"])
+     b"a", b"Z", b"0", b"?", b"/", b"<", b"{", b"_", b"\xe2\x80\x93", b" ", b"\t", b"%0A", b"~",
+     b"!", b"\x7f", b"\x00", b"\x80"])
 
 
 @settings(max_examples=500)

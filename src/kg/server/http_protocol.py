@@ -58,6 +58,9 @@ class _JoiningTransport:
         self.flush()
         self._transport.close()
 
+    def is_closing(self) -> bool:  # asked several times per request: not via __getattr__
+        return self._transport.is_closing()
+
     def __getattr__(self, name: str) -> Any:  # is_closing, get_extra_info, pause_reading...
         return getattr(self._transport, name)
 

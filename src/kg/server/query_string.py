@@ -15,7 +15,10 @@ import binascii
 import re
 from urllib.parse import parse_qsl
 
-_NOT_PLAIN = re.compile(rb"[^\x21-\x7e]|%(?![0-9A-Fa-f]{2})")
+_PRINTABLE = bytes(range(0x21, 0x7F))  # what may stay: printable ASCII, no space
+# a `%` without two hex digits after it; the literal first byte lets the regex engine skip to
+# each `%` (one alternation over every byte, as before, cost ~3 of parse's ~4.3 µs)
+_BAD_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
 
 
 def _unquote(part: bytes) -> str:
@@ -26,7 +29,7 @@ def _unquote(part: bytes) -> str:
 
 def parse(raw: bytes) -> list[tuple[str, str]]:
     """(name, value) pairs in order, blank values kept."""
-    if _NOT_PLAIN.search(raw):
+    if raw.translate(None, _PRINTABLE) or _BAD_ESCAPE.search(raw):
         return parse_qsl(raw.decode("latin-1"), keep_blank_values=True)
     pairs = []
     for pair in raw.split(b"&"):

@@ -104,7 +104,7 @@ from typing import Any, NoReturn
 from kg.config import Settings
 from kg.errors import BackendUnavailable, QuerySyntaxError, QueryTimeout, TooManyRows
 from kg.sparql import worker as worker_module
-from kg.sparql.channel import Channel
+from kg.sparql.channel import Channel, Deadline, Expired
 from kg.sparql.negotiation import BY_KEY
 from kg.sparql.streaming import StreamedResult
 from kg.store.base import QueryJob, QueryResult
@@ -205,9 +205,9 @@ class _Worker:
     def alive(self) -> bool:
         return not self.exited  # Process.exitcode would poll (a select) on every query
 
-    async def receive(self, timeout: float | None) -> Any:
+    async def receive(self, timeout: float | None, deadline: Deadline | None = None) -> Any:
         """The next message, or TimeoutError; EOFError if the process died."""
-        return await self.channel.recv(timeout)
+        return await self.channel.recv(timeout, deadline)
 
     def kill(self) -> None:
         self.unwatch()
@@ -290,6 +290,10 @@ class QueryExecutor:
         # the last workers of the pool are reserves; always at least one that is not
         self.reserves = min(settings.query_reserve_workers, settings.query_workers - 1)
         self._reserve_timer: asyncio.TimerHandle | None = None
+        # one timer for every queued job's STEAL_AFTER, not one per job (a timer made and
+        # later fired per small query showed in the request process's profile)
+        self._steal_timer: asyncio.TimerHandle | None = None
+        self._steal_due = math.inf
 
     @property
     def snapshot(self) -> Path | None:
@@ -390,6 +394,12 @@ class QueryExecutor:
         task.add_done_callback(self._tasks.discard)
         return task
 
+    def _on_current(self, worker: _Worker) -> bool:
+        """Whether `worker` has the current snapshot open. The same Path object, as a rule:
+        identity first (PurePath.__eq__ compares parsed parts, in Python, per query)."""
+        snapshot = worker.snapshot
+        return snapshot is self._snapshot or snapshot == self._snapshot
+
     def _release(self, worker: _Worker) -> None:
         """A worker's owner is done with it. The job queued behind (if any) is running now: its
         caller owns the worker (or, abandoned, it is drained). Otherwise the worker reopens the
@@ -414,7 +424,7 @@ class QueryExecutor:
                 self._background(self._drain(worker, queued.request["spool"]))
             return
         worker.running_since = None
-        if worker.snapshot != self._snapshot:
+        if not self._on_current(worker):
             self._background(self._freshen(worker))
         else:
             self._put_idle(worker)
@@ -470,7 +480,7 @@ class QueryExecutor:
     def _queue_next(self, worker: _Worker) -> None:
         """Write the oldest waiting job into `worker`'s pipe behind the one it is running, so it
         starts without a round trip through this event loop."""
-        if not self.pipelining or worker.snapshot != self._snapshot:
+        if not self.pipelining or not self._on_current(worker):
             return  # a worker on an older snapshot finishes its pipe, then reopens
         while len(worker.queued) < self.pipe_depth:
             ticket = self._take_next(worker)
@@ -493,8 +503,39 @@ class QueryExecutor:
         ticket.queued_on = worker
         ticket.queued_at = time.monotonic()
         self.queued_jobs += 1
-        asyncio.get_running_loop().call_later(self.steal_after, self._steal_if_stuck, ticket)
+        self._arm_steal(ticket.queued_at + self.steal_after)
         return True
+
+    def _arm_steal(self, due: float) -> None:
+        """Have `_sweep_stuck` run at `due` (monotonic) or earlier."""
+        if self._steal_timer is not None:
+            if due >= self._steal_due:
+                return
+            self._steal_timer.cancel()
+        self._steal_due = due
+        self._steal_timer = asyncio.get_running_loop().call_later(
+            max(due - time.monotonic(), 0.0), self._sweep_stuck)
+
+    def _sweep_stuck(self) -> None:
+        """Every job queued for `steal_after` or more, oldest first, goes to a free worker
+        (`_steal_if_stuck`); then the sweep is armed for the next job to come due."""
+        self._steal_timer = None
+        self._steal_due = math.inf
+        if self._closed:
+            return
+        now = time.monotonic()
+        due_before = now - self.steal_after
+        queued = [t for w in self._workers for t in w.queued
+                  if t.queued_on is not None and t.wanted and not t.started]
+        again = False
+        for ticket in sorted((t for t in queued if t.queued_at <= due_before),
+                             key=lambda t: t.queued_at):
+            again |= self._steal_if_stuck(ticket)
+        later = [t.queued_at + self.steal_after for t in queued if t.queued_at > due_before]
+        if again:
+            later.append(now + self.steal_after)
+        if later:
+            self._arm_steal(min(later))
 
     def _queue_target(self) -> _Worker | None:
         """Among workers whose current job started only just now and whose pipe has room, the
@@ -509,7 +550,7 @@ class QueryExecutor:
         for worker in self._workers:
             since = worker.running_since
             if (since is not None and since >= young and worker.opening is None
-                    and worker.snapshot == self._snapshot and worker.alive
+                    and self._on_current(worker) and worker.alive
                     and (reserves or not worker.reserve)):
                 rank = (len(worker.queued), -since)
                 if rank < best_rank:
@@ -548,20 +589,20 @@ class QueryExecutor:
         self.stolen_jobs += 1
         return True
 
-    def _steal_if_stuck(self, ticket: _Ticket) -> None:
-        """A job still queued `steal_after` after it was: a free worker takes it."""
+    def _steal_if_stuck(self, ticket: _Ticket) -> bool:
+        """A job still queued `steal_after` after it was: a free worker takes it. True when
+        its claim was undecided (the lock busy): the sweep looks again later."""
         if (ticket.queued_on is not None and ticket.wanted and not ticket.started
                 and self._idle):
             worker = self._idle.popleft()
-            if not (worker.alive and worker.snapshot == self._snapshot):
+            if not (worker.alive and self._on_current(worker)):
                 self._release(worker)
             elif not self._detach(ticket):
                 self._idle.appendleft(worker)
-                if not ticket.started:  # undecided: look again later
-                    asyncio.get_running_loop().call_later(
-                        self.steal_after, self._steal_if_stuck, ticket)
+                return not ticket.started
             elif self._run_on(worker, ticket):
                 self._queue_next(worker)
+        return False
 
     async def _drain(self, worker: _Worker, spool: str) -> None:
         """Read and drop the result of a job nobody waits for any more, then free the worker
@@ -629,7 +670,7 @@ class QueryExecutor:
             self._background(asyncio.to_thread(remove_dirs, stale))
 
     async def _obtain(
-        self, request: worker_module.Job, deadline: float
+        self, request: worker_module.Job, deadline: Deadline
     ) -> tuple[_Worker, worker_module.Job]:
         """A worker running `request`, as it was sent (its spool path may have changed on the
         way): a free worker at once, else a
@@ -639,7 +680,7 @@ class QueryExecutor:
             if not worker.alive:
                 self._replace(worker)
                 continue
-            if worker.snapshot != self._snapshot:
+            if not self._on_current(worker):
                 self._release(worker)  # not expected (refresh takes the idle ones): reopen it
                 continue
             try:
@@ -656,22 +697,20 @@ class QueryExecutor:
         if target is None or not self._queue_on(target, ticket):
             self._waiters.append(ticket)
             self._arm_reserve()
-        # one timer handle, not asyncio.timeout (its bookkeeping showed in profiles under load)
+        # the job's one timer, not asyncio.timeout (its bookkeeping showed in profiles)
         assert ticket.future is not None
-        timer = loop.call_later(max(deadline - time.monotonic(), 0.001), _give_up, ticket.future)
+        deadline.watch(ticket.future)
         try:
             worker = await ticket.future
         except BaseException as exc:
             self._abandon(ticket)
-            if isinstance(exc, _WaitExpired):
+            if isinstance(exc, Expired):
                 raise QueryTimeout(
                     f"no query worker became free within the {self.settings.query_timeout:g} s "
                     "time limit; the service is busy",
                     limit_seconds=self.settings.query_timeout,
                 ) from None
             raise
-        finally:
-            timer.cancel()
         return worker, ticket.request
 
     def _take_idle(self) -> _Worker | None:
@@ -755,6 +794,8 @@ class QueryExecutor:
             raise BackendUnavailable("the query executor is closed")
         started = time.monotonic()
         deadline = started + self.settings.query_timeout
+        # one timer for the wait for a worker and for its answer (kg.sparql.channel.Deadline)
+        timer = Deadline(asyncio.get_running_loop(), self.settings.query_timeout)
         request: worker_module.Job = {
             "query": job.query,
             "format": job.format,
@@ -764,11 +805,14 @@ class QueryExecutor:
             "stream": self.settings.stream_results,
             "claim": 0,
         }
-        worker, request = await self._obtain(request, deadline)
-        spool = request["spool"]
-        # the snapshot this query runs on, and so the version its result is labelled with
-        version = self._versions.get(worker.snapshot)
-        reply = await self._reply(worker, spool, started, deadline)
+        try:
+            worker, request = await self._obtain(request, timer)
+            spool = request["spool"]
+            # the snapshot this query runs on, and so the version its result is labelled with
+            version = self._versions.get(worker.snapshot)
+            reply = await self._reply(worker, spool, started, deadline, timer)
+        finally:
+            timer.cancel()
         if reply[0] == "stream":
             meta = reply[1]
             final = asyncio.get_running_loop().create_task(
@@ -786,10 +830,14 @@ class QueryExecutor:
         return result
 
     async def _reply(
-        self, worker: _Worker, spool: str, started: float, deadline: float
+        self, worker: _Worker, spool: str, started: float, deadline: float,
+        timer: Deadline | None = None,
     ) -> tuple[Any, ...]:
-        """The worker's next message; a timeout, death or cancellation replaces the worker."""
+        """The worker's next message by `deadline` (`timer`'s when given); a timeout, death or
+        cancellation replaces the worker."""
         try:
+            if timer is not None:
+                return await worker.receive(None, timer)
             return await worker.receive(max(deadline - time.monotonic(), 0.001))
         except TimeoutError:
             self.timeouts += 1
@@ -873,9 +921,10 @@ class QueryExecutor:
 
     async def close(self) -> None:
         self._closed = True
-        if self._reserve_timer is not None:
-            self._reserve_timer.cancel()
-            self._reserve_timer = None
+        for timer in (self._reserve_timer, self._steal_timer):
+            if timer is not None:
+                timer.cancel()
+        self._reserve_timer = self._steal_timer = None
         closed = BackendUnavailable("the query executor is closed")
         tickets = [*self._waiters, *(t for w in self._workers for t in w.queued)]
         self._waiters.clear()
@@ -888,15 +937,6 @@ class QueryExecutor:
         self._workers.clear()
         await asyncio.gather(*(w.stop() for w in workers), return_exceptions=True)
         shutil.rmtree(self._spool_dir, ignore_errors=True)
-
-
-class _WaitExpired(Exception):
-    """No worker was handed over before the query's deadline."""
-
-
-def _give_up(waiter: asyncio.Future[Any]) -> None:
-    if not waiter.done():
-        waiter.set_exception(_WaitExpired())
 
 
 def _unlink(path: str) -> None:
