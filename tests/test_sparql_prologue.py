@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kg.sparql.prologue import declared_prefixes
+from kg.sparql import guard
+from kg.sparql.prologue import MEMO_PROLOGUE_CHARS, _memo, declared_prefixes, prologue_prefixes
 
 BASE = "http://localhost:8000/"
 
@@ -130,3 +131,47 @@ def test_long_or_unfinished_prologues_end() -> None:
                        cwd=Path(__file__).resolve().parents[1])
     except subprocess.TimeoutExpired:
         pytest.fail("reading a pathological prologue did not end within 60 s")
+
+
+FORMS = st.sampled_from(["CONSTRUCT WHERE { ?s ?p ?o }", "construct{?s ?p ?o}where{?s ?p ?o}",
+                         "DESCRIBE <http://d.example/x>", "SELECT * {}", "ASK {}"])
+EXTRAS = st.sampled_from(["", "BASE <http://b.example/base/> ", "VERSION \"1.2\" ",
+                          "# CONSTRUCT PREFIX z: <http://z.example/>\n", "BASE <sub/>\n",
+                          "PREFIX construct: <http://c.example/> ", "PREFIX : <rel#> "])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(EXTRAS, NAMES, NAMESPACES, GAPS), max_size=5), FORMS,
+       st.sampled_from([BASE, None]))
+def test_the_guards_prologue_end_keeps_every_declaration(
+        parts: list[tuple[str, str, str, str]], form: str, base: str | None) -> None:
+    """The request process reads the prefixes from the text before the query form that the
+    guard found (kg.server.routes.sparql.prepare), not from the whole query: the same mapping
+    for any prologue the guard's fast path accepts, keyword-like prefix names and comments
+    included."""
+    query = "".join(f"{extra}PREFIX {name}:{gap}<{iri}>{gap}"
+                    for extra, name, iri, gap in parts) + form
+    analysis = guard.analyse(query)
+    assert analysis.prologue_end is not None  # all of these take the fast path
+    assert query[analysis.prologue_end:].upper().startswith(analysis.form or "?")
+    expected = declared_prefixes(query, base)
+    assert declared_prefixes(query[:analysis.prologue_end], base) == expected
+    assert prologue_prefixes(query[:analysis.prologue_end], base) == expected
+
+
+def test_the_slow_path_leaves_the_prologue_to_the_worker() -> None:
+    """A query the guard must tokenize (an escape, SERVICE or LOAD anywhere) has no prologue
+    end: the worker reads the prefixes from the whole text, as before."""
+    for query in ["PREFIX e: <http://e.example/\\u0041/> CONSTRUCT WHERE { ?s ?p ?o }",
+                  "PREFIX s: <http://s.example/service/> CONSTRUCT WHERE { ?s ?p ?o }"]:
+        assert guard.analyse(query).prologue_end is None
+
+
+def test_a_long_prologue_is_read_but_not_kept() -> None:
+    prologue = "PREFIX p: <http://p.example/> " + "# padding\n" * 1000
+    assert len(prologue) > MEMO_PROLOGUE_CHARS
+    before = _memo.cache_info().currsize
+    assert prologue_prefixes(prologue, BASE) == {"p": "http://p.example/"}
+    assert _memo.cache_info().currsize == before
+    short = "PREFIX q: <http://q.example/> "
+    assert prologue_prefixes(short, BASE) is prologue_prefixes(short, BASE)  # remembered

@@ -801,6 +801,7 @@ class QueryExecutor:
             "format": job.format,
             "default_graph": job.default_graph,
             "named_graphs": job.named_graphs,
+            "prefixes": job.prefixes,
             "spool": self._spool_path(),
             "stream": self.settings.stream_results,
             "claim": 0,

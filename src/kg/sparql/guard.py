@@ -85,6 +85,9 @@ class Analysis:
 
     operation: str  # "query" | "update" | "unknown"
     form: str | None  # SELECT, CONSTRUCT, DESCRIBE, ASK, or the first update keyword
+    # where the query form starts, so where the prologue ends, when the fast path saw it
+    # (kg.sparql.prologue.prologue_prefixes reads the prologue alone); None: not known
+    prologue_end: int | None = None
 
 
 def decode_escapes(text: str) -> str:
@@ -252,7 +255,7 @@ def analyse(
         # nothing to refuse: only the form is needed, from the first tokens (fast path)
         simple = _SIMPLE_PROLOGUE.match(text)
         if simple:
-            return Analysis("query", simple.group(1).upper())
+            return Analysis("query", simple.group(1).upper(), simple.start(1))
         result = _classify(tokenize(text))
         if result.form is not None:
             return result

@@ -31,7 +31,7 @@ import socket
 import struct
 import traceback
 from collections.abc import Callable
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 import pyoxigraph as ox
 
@@ -74,6 +74,7 @@ class Job(TypedDict):
     format: str
     default_graph: list[str] | None
     named_graphs: list[str] | None
+    prefixes: NotRequired[dict[str, str] | None]  # read by the server already (else here)
     spool: str
     stream: bool
     claim: int  # > 0: queued behind another job, run only if `Claims.start(claim)` says so
@@ -212,8 +213,9 @@ def run_job(
         else:
             fmt = fmt if fmt not in RESULT_FORMATS else "turtle"
             # Turtle and TriG declare the query's own prefixes (kg.sparql.prologue), as Fuseki
-            prefixes = (declared_prefixes(job["query"], config["base_iri"])
-                        if fmt in PREFIXED_FORMATS else None)
+            prefixes = job.get("prefixes")
+            if prefixes is None and fmt in PREFIXED_FORMATS:
+                prefixes = declared_prefixes(job["query"], config["base_iri"])
             rows = write_triples(results, fmt, spool, config["max_rows"], prefixes)
     except SyntaxError as exc:
         spool.discard()

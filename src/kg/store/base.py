@@ -50,6 +50,9 @@ class QueryJob:
     format: str
     default_graph: list[str] | None = None
     named_graphs: list[str] | None = None
+    # the query's own prefixes for a Turtle/TriG answer, when the server read them already
+    # (kg.sparql.prologue.prologue_prefixes); None: whoever writes the answer reads them
+    prefixes: dict[str, str] | None = None
 
 
 @dataclass

@@ -45,6 +45,8 @@ from kg.server.cache import ETAG, ResponseCache
 from kg.server.state import AppState
 from kg.sparql import guard
 from kg.sparql.negotiation import FORMAT_PARAMS, negotiate
+from kg.sparql.prologue import prologue_prefixes
+from kg.sparql.results import PREFIXED_FORMATS
 from kg.sparql.streaming import StreamAborted
 from kg.store.base import QueryJob, QueryResult
 
@@ -155,6 +157,7 @@ def _media_type(header: str | None) -> tuple[str, dict[str, str]]:
 
 
 _negotiate = functools.lru_cache(maxsize=1024)(negotiate)  # pure; Accept values repeat
+_TRIPLE_FORMS = frozenset({"CONSTRUCT", "DESCRIBE"})
 CACHED = "kg.cached"  # scope key: (cache key, entry, version) of a cached GET answer
 _CACHE_HIT = metrics.CACHE_LOOKUPS.labels(result="hit")  # bound once: labels() costs per call
 _CACHE_MISS = metrics.CACHE_LOOKUPS.labels(result="miss")
@@ -244,8 +247,14 @@ def prepare(state: AppState, proto: ProtocolRequest, method: str, accept: str | 
         return Answer(200, etag if conditional else None, body, content_type,
                       cached=(key, hit, version) if conditional else None)
     _CACHE_MISS.inc()
+    prefixes = None
+    end = analysis.prologue_end
+    if end is not None and fmt.key in PREFIXED_FORMATS and analysis.form in _TRIPLE_FORMS:
+        # read here, remembered per prologue, not in the busy worker (kg.sparql.prologue)
+        prefixes = prologue_prefixes(text[:end], settings.base_iri)
     return Pending(QueryJob(query=text, format=fmt.key, default_graph=default_graph,
-                            named_graphs=named_graph), key, version, conditional)
+                            named_graphs=named_graph, prefixes=prefixes),
+                   key, version, conditional)
 
 
 async def run(state: AppState, pending: Pending) -> Answer:
