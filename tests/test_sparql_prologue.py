@@ -12,7 +12,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kg.sparql import guard
-from kg.sparql.prologue import MEMO_PROLOGUE_CHARS, _memo, declared_prefixes, prologue_prefixes
+from kg.sparql.prologue import (
+    MEMO_PROLOGUE_CHARS,
+    _memo,
+    declared_prefixes,
+    prologue_prefixes,
+)
 
 BASE = "http://localhost:8000/"
 
@@ -167,11 +172,20 @@ def test_the_slow_path_leaves_the_prologue_to_the_worker() -> None:
         assert guard.analyse(query).prologue_end is None
 
 
-def test_a_long_prologue_is_read_but_not_kept() -> None:
+def test_a_long_prologue_or_large_namespaces_are_left_to_the_worker() -> None:
+    """Found in review: a long BASE and many relative `<>` prefixes make namespaces that grow
+    with the square of the query's length; the request process must not build (or keep) them:
+    None, and the worker reads them under its time and memory limits."""
     prologue = "PREFIX p: <http://p.example/> " + "# padding\n" * 1000
     assert len(prologue) > MEMO_PROLOGUE_CHARS
     before = _memo.cache_info().currsize
-    assert prologue_prefixes(prologue, BASE) == {"p": "http://p.example/"}
-    assert _memo.cache_info().currsize == before
+    assert prologue_prefixes(prologue, BASE) is None
+    assert _memo.cache_info().currsize == before  # not read, not kept
+    wide = "BASE <http://b.example/" + "a" * 1000 + "/> " + "".join(
+        f"PREFIX p{i}: <> " for i in range(12))
+    assert len(wide) <= MEMO_PROLOGUE_CHARS
+    assert len(declared_prefixes(wide, BASE)) == 12
+    assert prologue_prefixes(wide, BASE) is None  # 12 namespaces of ~1 KB each
     short = "PREFIX q: <http://q.example/> "
     assert prologue_prefixes(short, BASE) is prologue_prefixes(short, BASE)  # remembered
+    assert prologue_prefixes(short, BASE) == {"q": "http://q.example/"}

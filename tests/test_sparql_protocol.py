@@ -116,6 +116,26 @@ def test_a_graph_answer_declares_the_query_prefixes(server: ServerProcess, media
     assert {q.triple for q in ox.parse(bare.content, fmt)} == triples
 
 
+@pytest.mark.parametrize("padding", ["", "# padding\n" * 500])
+def test_prefixes_read_by_the_server_or_by_the_worker_are_the_same(server: ServerProcess,
+                                                                     padding: str) -> None:
+    """A short prologue's prefixes are read in the request process, a long one's (over 4 KB)
+    in the worker (kg.sparql.prologue.prologue_prefixes): the same answer either way, over
+    POST as over GET."""
+    query = (padding + "PREFIX rdfs: <http://www.w3.org/2000/01/rdf-schema#>\n"
+             "PREFIX s: <>\n" + LABELLED)
+    answers = [httpx.get(endpoint(server), params={"query": query},
+                         headers={"Accept": "text/turtle"}),
+               httpx.post(endpoint(server), content=query.encode(),
+                          headers={"Accept": "text/turtle",
+                                   "Content-Type": "application/sparql-query"})]
+    for r in answers:
+        assert r.status_code == 200, r.text
+        assert "@prefix rdfs: <http://www.w3.org/2000/01/rdf-schema#> ." in r.text
+        assert "@prefix s: <" + BASE_IRI + "> ." in r.text  # `<>` resolved against the base
+    assert answers[0].text == answers[1].text
+
+
 @pytest.mark.parametrize("media", ["text/turtle", "application/n-triples"])
 def test_a_construct_whose_prologue_urllib_cannot_resolve_is_answered(server: ServerProcess,
                                                                       media: str) -> None:

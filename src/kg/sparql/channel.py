@@ -5,9 +5,9 @@ read to a thread; that hop (plus the GIL hand-over) cost more than a small query
 socket is an asyncio protocol that cuts frames as bytes arrive and hands each message straight to
 the one waiting receiver (no StreamReader, no per-message timeout object: a deadline is one timer
 handle, measured at ~15 % of the request process's time per small query with asyncio.timeout and
-StreamReader.readexactly; a query's `Deadline` serves both its wait for a worker and this one). Frames are those of `multiprocessing.connection.Connection` (a 4-byte
-big-endian length, or -1 and an 8-byte length, then a pickle), so the worker keeps its plain
-blocking `Connection`.
+StreamReader.readexactly; a query's `Deadline` serves both its wait for a worker and this one).
+Frames are those of `multiprocessing.connection.Connection` (a 4-byte big-endian length, or -1
+and an 8-byte length, then a pickle), so the worker keeps its plain blocking `Connection`.
 """
 
 from __future__ import annotations

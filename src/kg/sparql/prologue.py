@@ -54,22 +54,30 @@ def declared_prefixes(query: str, base_iri: str | None = None) -> dict[str, str]
     return prefixes
 
 
-MEMO_PROLOGUE_CHARS = 4096  # longer prologues are read every time, not kept
+# what the request process reads and keeps; beyond either, the query worker reads the prefixes
+MEMO_PROLOGUE_CHARS = 4096  # of prologue text
+MEMO_NAMESPACE_CHARS = 8192  # of names and namespaces (relative ones can grow: `<>` is the base)
 
 
 @functools.lru_cache(maxsize=256)
-def _memo(prologue: str, base_iri: str | None) -> dict[str, str]:
-    return declared_prefixes(prologue, base_iri)
+def _memo(prologue: str, base_iri: str | None) -> dict[str, str] | None:
+    prefixes = declared_prefixes(prologue, base_iri)
+    if sum(len(name) + len(iri) for name, iri in prefixes.items()) > MEMO_NAMESPACE_CHARS:
+        return None
+    return prefixes
 
 
-def prologue_prefixes(prologue: str, base_iri: str | None = None) -> dict[str, str]:
+def prologue_prefixes(prologue: str, base_iri: str | None = None) -> dict[str, str] | None:
     """`declared_prefixes` of a query's prologue alone (the text before its query form, which
     kg.sparql.guard found), remembered: a client sends the same prologue query after query.
     Why: read in the query worker, it cost ~4 µs of a small CONSTRUCT there, and small
-    CONSTRUCTs are bound by that one busy worker. The dict returned is shared: do not change
-    it."""
+    CONSTRUCTs are bound by that one busy worker. None for a prologue over
+    MEMO_PROLOGUE_CHARS or namespaces over MEMO_NAMESPACE_CHARS: the worker reads those, under
+    the time and memory limits (a long prologue of relative prefixes against a long BASE grows
+    quadratically, and must not block the event loop or fill this memo). The dict returned
+    is shared: do not change it."""
     if len(prologue) > MEMO_PROLOGUE_CHARS:
-        return declared_prefixes(prologue, base_iri)
+        return None
     return _memo(prologue, base_iri)
 
 

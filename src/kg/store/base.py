@@ -51,7 +51,8 @@ class QueryJob:
     default_graph: list[str] | None = None
     named_graphs: list[str] | None = None
     # the query's own prefixes for a Turtle/TriG answer, when the server read them already
-    # (kg.sparql.prologue.prologue_prefixes); None: whoever writes the answer reads them
+    # (kg.sparql.prologue.prologue_prefixes: a memoised dict, shared, never to be changed);
+    # None: whoever writes the answer reads them
     prefixes: dict[str, str] | None = None
 
 

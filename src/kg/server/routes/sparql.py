@@ -45,7 +45,7 @@ from kg.server.cache import ETAG, ResponseCache
 from kg.server.state import AppState
 from kg.sparql import guard
 from kg.sparql.negotiation import FORMAT_PARAMS, negotiate
-from kg.sparql.prologue import prologue_prefixes
+from kg.sparql.prologue import MEMO_PROLOGUE_CHARS, prologue_prefixes
 from kg.sparql.results import PREFIXED_FORMATS
 from kg.sparql.streaming import StreamAborted
 from kg.store.base import QueryJob, QueryResult
@@ -249,8 +249,10 @@ def prepare(state: AppState, proto: ProtocolRequest, method: str, accept: str | 
     _CACHE_MISS.inc()
     prefixes = None
     end = analysis.prologue_end
-    if end is not None and fmt.key in PREFIXED_FORMATS and analysis.form in _TRIPLE_FORMS:
-        # read here, remembered per prologue, not in the busy worker (kg.sparql.prologue)
+    if (end is not None and end <= MEMO_PROLOGUE_CHARS and fmt.key in PREFIXED_FORMATS
+            and analysis.form in _TRIPLE_FORMS):
+        # read here, remembered per prologue, not in the busy worker (kg.sparql.prologue);
+        # None for a long prologue or namespaces: the worker reads those, as before
         prefixes = prologue_prefixes(text[:end], settings.base_iri)
     return Pending(QueryJob(query=text, format=fmt.key, default_graph=default_graph,
                             named_graphs=named_graph, prefixes=prefixes),
