@@ -5,8 +5,9 @@ request costs depends on how the processes wake each other, not only on the code
 This tool showed that two workers each sleeping and waking at every job spent 160–219 µs of
 CPU per small CONSTRUCT against 135–141 µs for one worker that never slept, which led to the
 reserve worker (`KG_QUERY_RESERVE_WORKERS`, bench/NOTES.md). Per process (the request process
-first, then each worker): user and system CPU in µs per request, and voluntary + involuntary
-context switches per request (psutil, read before and after each row).
+first, then each worker): user and system CPU in µs per request, voluntary + involuntary
+context switches per request (psutil, read before and after each row), and how busy the process
+was (CPU seconds per second of the row: near 1.00 is the bottleneck).
 
 Runs on the bench's `real` store (run `python -m bench.run` once first); settings for `kg
 serve` with `--env`, e.g. compare `--env KG_QUERY_RESERVE_WORKERS=0` and the default in
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -67,10 +69,10 @@ def main(argv: list[str] | None = None) -> int:
             offset = 2 * number * NUMBERS_PER_RUN
             wrk.run(host, port, server.path, kind.cold, entities, True, opts.warmup, 16, 2,
                     offset=offset)
-            before = _sample(processes)
+            before, started = _sample(processes), time.monotonic()
             result = wrk.run(host, port, server.path, kind.cold, entities, True,
                              opts.duration, 16, 2, offset=offset + NUMBERS_PER_RUN)
-            after = _sample(processes)
+            after, wall = _sample(processes), time.monotonic() - started
             requests = max(result.rps * opts.duration, 1.0)
             print(f"{kind.name}: {result.rps:,.0f} req/s, {result.errors} errors")
             for process, old, new in zip(processes, before, after, strict=True):
@@ -79,9 +81,12 @@ def main(argv: list[str] | None = None) -> int:
                 if process is not parent and user + system < 1e-7:
                     continue  # an idle child: a reserve, the forkserver, the resource tracker
                 role = "request process" if process is parent else "child (query worker)"
+                # busy: CPU seconds per second of the row (wrk's start and stop included), so
+                # a process near 1.00 is the bottleneck whatever the others spend
+                busy = (user + system) * requests / wall
                 print(f"  {role} {process.pid}: user {user * 1e6:.1f} µs, system "
                       f"{system * 1e6:.1f} µs, switches {voluntary:.2f} + {involuntary:.2f} "
-                      "per request")
+                      f"per request; busy {busy:.2f}")
     finally:
         server.stop()
     return 0

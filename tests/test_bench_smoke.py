@@ -62,6 +62,17 @@ def test_quick_benchmark_writes_a_table(tmp_path: Path) -> None:
     assert "| " + " | ".join(EXPECTED_COLUMNS) + " |" in markdown
     assert "Cold small queries in pairs" in markdown
     assert (out / "latest.png").is_file()
+    # bench/worker_cap.py on the run's stores: one row per kind, from answers it checked
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.worker_cap", "--work", str(tmp_path / "work"),
+         "--queries", "20", "--rounds", "1"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [line.split(" | ") for line in proc.stdout.splitlines()
+            if line.startswith(("| point", "| join", "| construct"))]
+    assert [row[0] for row in rows] == ["| point", "| join", "| construct"]
+    assert all(float(row[3].rstrip(" |").replace(",", "")) > 0 for row in rows)
 
 
 def test_handling_measurement_runs_and_answers_every_request() -> None:
