@@ -157,7 +157,8 @@ class _InlineRunner:
         started = time.monotonic()
         request = {
             "query": job.query, "format": job.format, "default_graph": job.default_graph,
-            "named_graphs": job.named_graphs, "spool": f"{self.spool_prefix}{self.count}",
+            "named_graphs": job.named_graphs, "prefixes": job.prefixes,
+            "spool": f"{self.spool_prefix}{self.count}",
             # a streamable SELECT is written by pyoxigraph's serializer, as the workers do
             "stream": self.settings.stream_results, "claim": 0,
         }
