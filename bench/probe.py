@@ -14,11 +14,11 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import pyoxigraph as ox
 
-from bench.servers import Server, tree_rss
+from bench.servers import Server, process_rss
 
 
 @dataclass
@@ -95,19 +95,28 @@ def latency(server: Server, make_query: Callable[[int], str], accept: str, runs:
 
 
 class RssSampler:
-    """Samples a server's resident memory (with its children) in the background."""
+    """Samples a server's resident memory (with its children) in the background: the tree's
+    total, and each process's own baseline and peak (which process grew)."""
 
     def __init__(self, pid: int | Callable[[], int], interval: float = 0.05) -> None:
         self.pid = pid if callable(pid) else (lambda: pid)  # a callable follows restarts
         self.interval = interval
-        self.baseline = tree_rss(self.pid())
+        self.processes: dict[int, list[int]] = {}  # pid -> [baseline, peak]
+        self.baseline = self._sample()
         self.peak = self.baseline
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
+    def _sample(self) -> int:
+        sizes = process_rss(self.pid())
+        for pid, size in sizes.items():
+            seen = self.processes.setdefault(pid, [size, size])
+            seen[1] = max(seen[1], size)
+        return sum(sizes.values())
+
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.peak = max(self.peak, tree_rss(self.pid()))
+            self.peak = max(self.peak, self._sample())
             self._stop.wait(self.interval)
 
     def __enter__(self) -> RssSampler:
@@ -117,7 +126,16 @@ class RssSampler:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
-        self.peak = max(self.peak, tree_rss(self.pid()))
+        self.peak = max(self.peak, self._sample())
+
+    def growth_by_process(self) -> dict[str, float]:
+        """MB each process grew by (its peak over its first sample), largest first, over 1 MB;
+        the server's own process is named by its pid, its children `child <pid>`."""
+        root = self.pid()
+        grown = {("server" if pid == root else f"child {pid}"): round((peak - base) / 2**20, 1)
+                 for pid, (base, peak) in self.processes.items()}
+        return dict(sorted(((k, v) for k, v in grown.items() if v >= 1.0),
+                           key=lambda item: -item[1]))
 
 
 @dataclass
@@ -131,6 +149,7 @@ class StreamResult:
     rss_peak_mb: float
     rss_growth_mb: float
     error: str = ""
+    rss_growth_by_process_mb: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -153,6 +172,7 @@ def stream_rows(server: Server, rows: int, accept: str = "application/sparql-res
         rss_peak_mb=round(sampler.peak / mb, 1),
         rss_growth_mb=round((sampler.peak - sampler.baseline) / mb, 1),
         error=answer.error,
+        rss_growth_by_process_mb=sampler.growth_by_process(),
     )
 
 

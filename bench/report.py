@@ -157,14 +157,20 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     vs_rdflib["note"] = ("where wrk saw no rdflib request finish, its rate is taken as 1 / the "
                          "latency of one request alone")
     out.append(vs_rdflib)
-    stream = [(s["size"], s["servers"]["kg"]["stream"]) for s in sizes
+    stream = [(s["size"], s["servers"]["kg"]) for s in sizes
               if "stream" in s.get("servers", {}).get("kg", {})]
-    big = [(label, st) for label, st in stream if st["rows_requested"] >= 1_000_000]
+    big = [(label, kg) for label, kg in stream if kg["stream"]["rows_requested"] >= 1_000_000]
     if big:
-        label, st = big[-1]
+        label, kg = big[-1]
+        st = kg["stream"]
         ok = st["status"] == 200 and st["ttfb_ms"] < 200 and st["rss_growth_mb"] < 100
         measured = (f"{label}: HTTP {st['status']}, first byte {st['ttfb_ms']} ms, total "
-                    f"{st['total_s']} s, RSS growth {st['rss_growth_mb']} MB")
+                    f"{st['total_s']} s, RSS growth {st['rss_growth_mb']} MB"
+                    + _growth_detail(st))
+        again = kg.get("stream_again")
+        if again:
+            measured += (f"; the same SELECT again right after: first byte {again['ttfb_ms']} "
+                         f"ms, RSS growth {again['rss_growth_mb']} MB" + _growth_detail(again))
         out.append({"target": "SELECT of 1M rows: first byte < 200 ms, RSS growth < 100 MB",
                     "measured": measured, "met": ok})
     else:
@@ -310,6 +316,14 @@ def _long_table(columns: tuple[str, ...], rows: list[dict[str, Any]]) -> str:
         lines.append("| " + " | ".join(str(r.get(c, "")).replace("|", "\\|") for c in columns)
                      + " |")
     return "\n".join(lines)
+
+
+def _growth_detail(stream: dict[str, Any]) -> str:
+    """Which processes grew (the sampler's per-process peaks), when more than one was sampled."""
+    grown = stream.get("rss_growth_by_process_mb") or {}
+    if not grown:
+        return ""
+    return " (" + ", ".join(f"{name} +{mb} MB" for name, mb in grown.items()) + ")"
 
 
 def _server_table(size: dict[str, Any]) -> str:

@@ -29,18 +29,23 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def tree_rss(pid: int) -> int:
-    """Resident bytes of a process and all its descendants (query workers included)."""
+def process_rss(pid: int) -> dict[int, int]:
+    """Resident bytes of a process and of each of its descendants (query workers included)."""
     try:
         root = psutil.Process(pid)
         procs = [root, *root.children(recursive=True)]
     except psutil.NoSuchProcess:
-        return 0
-    total = 0
+        return {}
+    sizes = {}
     for proc in procs:
         with contextlib.suppress(psutil.NoSuchProcess):
-            total += proc.memory_info().rss
-    return total
+            sizes[proc.pid] = proc.memory_info().rss
+    return sizes
+
+
+def tree_rss(pid: int) -> int:
+    """Resident bytes of a process and all its descendants (query workers included)."""
+    return sum(process_rss(pid).values())
 
 
 @dataclass

@@ -55,6 +55,9 @@ def test_quick_benchmark_writes_a_table(tmp_path: Path) -> None:
     assert {row["server"] for row in table} == {"oxigraph", "kg"}
     assert {row["mode"] for row in table} == {"cold", "warm"}
     assert {"point", "join", "aggregate", "construct", "competency"} <= {r["kind"] for r in table}
+    kg = size["servers"]["kg"]  # the stream, twice, with the processes that grew
+    assert kg["stream"]["status"] == kg["stream_again"]["status"] == 200
+    assert isinstance(kg["stream_again"]["rss_growth_by_process_mb"], dict)
     paired = size["paired"]["kinds"]  # bench/paired.py: one round in quick mode
     assert set(paired) == {"point", "join", "construct"}
     assert all(len(entry["ratios"]) == 1 and entry["ratios"][0] > 0 for entry in paired.values())
