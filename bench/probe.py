@@ -129,8 +129,8 @@ class RssSampler:
         self.peak = max(self.peak, self._sample())
 
     def growth_by_process(self) -> dict[str, float]:
-        """MB each process grew by (its peak over its first sample), largest first, over 1 MB;
-        the server's own process is named by its pid, its children `child <pid>`."""
+        """MB each process grew by (its peak over its first sample), largest first, 1 MB or
+        more; the server's own process is named `server`, its children `child <pid>`."""
         root = self.pid()
         grown = {("server" if pid == root else f"child {pid}"): round((peak - base) / 2**20, 1)
                  for pid, (base, peak) in self.processes.items()}

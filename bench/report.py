@@ -319,7 +319,7 @@ def _long_table(columns: tuple[str, ...], rows: list[dict[str, Any]]) -> str:
 
 
 def _growth_detail(stream: dict[str, Any]) -> str:
-    """Which processes grew (the sampler's per-process peaks), when more than one was sampled."""
+    """Which processes grew by 1 MB or more (the sampler's per-process peaks), if any."""
     grown = stream.get("rss_growth_by_process_mb") or {}
     if not grown:
         return ""
