@@ -216,8 +216,7 @@ def _app() -> Any:
 
 def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from bench import datagen, servers, wrk
-    from bench.queries import build_kinds
+    from bench import datagen, queries, servers, wrk
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variant", choices=("inline", "workers", "kg-inline", "kg"),
@@ -229,11 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--work", type=Path, default=servers.ROOT / "var" / "bench")
     opts = parser.parse_args(argv)
-    data = max((opts.work / "data").glob("*-real-s*.nq"), key=lambda p: p.stat().st_mtime)
     stores = opts.work / "stores" / "real"
-    entities = datagen.sample_entities(data, datagen.BASE_IRI, seed=42)
-    kinds = {k.name: k for k in build_kinds(datagen.BASE_IRI,
-                                            datagen.typical_entity(data, entities), {})}
+    entities, kinds = queries.of_run(opts.work)
     wanted = [kinds[name] for name in opts.kinds.split(",")]
     rates: dict[str, dict[str, float]] = {}
     oxigraph = servers.start_oxigraph(stores / "oxigraph", opts.work / "logs" / "ceiling")

@@ -82,8 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     from pathlib import Path
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from bench import datagen
-    from bench.queries import build_kinds
+    from bench import datagen, queries
 
     parser = argparse.ArgumentParser(description="Cold small queries, Oxigraph and kg in turn.")
     parser.add_argument("--size", default="real", help="a size a full run has built (real, 1m..)")
@@ -94,12 +93,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="a setting for kg serve, e.g. KG_QUERY_RESERVE_WORKERS=0")
     parser.add_argument("--work", type=Path, default=servers.ROOT / "var" / "bench")
     opts = parser.parse_args(argv)
-    data = max((opts.work / "data").glob(f"*-{opts.size}-s*.nq"),
-               key=lambda p: p.stat().st_mtime)
     stores = opts.work / "stores" / opts.size
-    entities = datagen.sample_entities(data, datagen.BASE_IRI, seed=42)
-    kinds = {k.name: k for k in build_kinds(datagen.BASE_IRI,
-                                            datagen.typical_entity(data, entities), {})}
+    entities, kinds = queries.of_run(opts.work, opts.size)
     env = dict(item.split("=", 1) for item in opts.env)
     logs = opts.work / "logs" / "paired"
 

@@ -39,9 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import psutil
 
-    from bench import datagen, servers, wrk
+    from bench import datagen, queries, servers, wrk
     from bench.paired import NUMBERS_PER_RUN
-    from bench.queries import build_kinds
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kinds", default="point,join,construct")
@@ -50,10 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--work", type=Path, default=servers.ROOT / "var" / "bench")
     opts = parser.parse_args(argv)
-    data = max((opts.work / "data").glob("*-real-s*.nq"), key=lambda p: p.stat().st_mtime)
-    entities = datagen.sample_entities(data, datagen.BASE_IRI, seed=42)
-    kinds = {k.name: k for k in build_kinds(datagen.BASE_IRI,
-                                            datagen.typical_entity(data, entities), {})}
+    entities, kinds = queries.of_run(opts.work)
     wanted = [kinds[name] for name in opts.kinds.split(",")]
     env = dict(item.split("=", 1) for item in opts.env)
     server = servers.start_kg(opts.work / "stores" / "real" / "kg" / "store",

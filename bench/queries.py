@@ -175,3 +175,18 @@ def build_kinds(base_iri: str, warm_entity: str, competency: dict[str, str]) -> 
 
 def _quote(text: str) -> str:
     return urllib.parse.quote_plus(text, safe="")
+
+
+def of_run(work: Path, size: str = "real") -> tuple[list[str], dict[str, QueryKind]]:
+    """The sampled entities and the query kinds (by name) of a full run's `size`, rebuilt from
+    its data file under `work`: for the tools that measure a run's stores afterwards
+    (bench.paired, bench.process_cpu, bench.ceiling, bench.worker_cap)."""
+    from bench import datagen
+
+    files = list((work / "data").glob(f"*-{size}-s*.nq"))
+    if not files:
+        raise SystemExit(f"no `{size}` data under {work}: run `python -m bench.run` first")
+    data = max(files, key=lambda p: p.stat().st_mtime)
+    entities = datagen.sample_entities(data, datagen.BASE_IRI, seed=42)
+    kinds = build_kinds(datagen.BASE_IRI, datagen.typical_entity(data, entities), {})
+    return entities, {kind.name: kind for kind in kinds}

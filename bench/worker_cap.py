@@ -50,9 +50,8 @@ def _best(calls: list[str], fn: Callable[[str], object], rounds: int) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from bench import datagen, servers
+    from bench import datagen, queries, servers
     from bench.paired import NUMBERS_PER_RUN
-    from bench.queries import build_kinds
     from kg.sparql.channel import frame
     from kg.sparql.prologue import declared_prefixes
     from kg.sparql.worker import Config, Job, run_job
@@ -63,14 +62,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--work", type=Path, default=servers.ROOT / "var" / "bench")
     opts = parser.parse_args(argv)
-    files = list((opts.work / "data").glob("*-real-s*.nq"))
     snapshots = glob.glob(str(opts.work / "stores" / "real" / "kg" / "snapshots" / "*"))
-    if not files or not snapshots:
-        raise SystemExit(f"no `real` data and kg store under {opts.work}: run bench.run first")
-    data = max(files, key=lambda p: p.stat().st_mtime)
-    entities = datagen.sample_entities(data, datagen.BASE_IRI, seed=42)
-    kinds = {k.name: k for k in build_kinds(datagen.BASE_IRI,
-                                            datagen.typical_entity(data, entities), {})}
+    if not snapshots:
+        raise SystemExit(f"no `real` kg store under {opts.work}: run `python -m bench.run` first")
+    entities, kinds = queries.of_run(opts.work)
     store = ox.Store.read_only(max(snapshots, key=lambda p: Path(p).stat().st_mtime))
     config: Config = {"base_iri": datagen.BASE_IRI, "union": False, "max_rows": 100_000,
                       "max_bytes": 1 << 30, "inline_limit": 262_144}

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pyoxigraph as ox
 import pytest
-from bench.queries import build_kinds, cold_variant
+from bench.queries import build_kinds, cold_variant, of_run
 
 from tests import test_competency_queries as competency
 from tests.server_process import BASE_IRI
@@ -52,3 +52,20 @@ def test_paired_rounds_fit_in_distinct_query_numbers() -> None:
     with pytest.raises(ValueError, match="too many runs"):
         paired.measure(refuse, kinds, [], rounds=10, duration=1, connections=1, threads=1,
                        drain_limit=1)
+
+
+def test_of_run_rebuilds_a_runs_entities_and_kinds(tmp_path: Path) -> None:
+    """The tools that measure a run's stores afterwards sample the same entities from its data
+    file (the newest of that size), and say plainly when there is none."""
+    with pytest.raises(SystemExit, match=r"run `python -m bench\.run` first"):
+        of_run(tmp_path)
+    data = tmp_path / "data"
+    data.mkdir()
+    label = "<http://www.w3.org/2000/01/rdf-schema#label>"
+    lines = [f'<http://localhost:8000/id/e{n}> {label} "e{n}" .' for n in range(5)]
+    (data / "kg-abc-real-s42.nq").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (data / "kg-abc-1m-s42.nq").write_text(lines[0] + "\n", encoding="utf-8")
+    entities, kinds = of_run(tmp_path)
+    assert entities == [f"http://localhost:8000/id/e{n}" for n in range(5)]
+    assert {"point", "join", "aggregate", "construct"} <= set(kinds)
+    assert of_run(tmp_path, "1m")[0] == ["http://localhost:8000/id/e0"]
