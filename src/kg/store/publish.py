@@ -1,9 +1,10 @@
 """`kg publish`: copy the built store into a remote SPARQL server, graph by graph, and verify it.
 
 Each named graph is replaced with one Graph Store PUT (atomic per graph on Oxigraph server and
-Virtuoso); then the merged default graph is rebuilt on the backend from them in one update
-(`ADD <g> TO DEFAULT`…), so that a blank node keeps one identity across a named graph and the
-merge, as in the build's store (a PUT of the merge made it two). A store whose default graph is
+Virtuoso); then the merged default graph is rebuilt on the backend from them, one update per
+graph (`ADD <g> TO DEFAULT`; RemoteStore.merge_into_default says why not one), so that a
+blank node keeps one identity across a named graph and the merge, as in the build's store (a
+PUT of the merge made it two). A store whose default graph is
 not exactly that merge (not made by `kg build`) has it sent as stored, with one PUT. Remote
 graphs the build does not have are dropped (`prune`); the dataset version is bumped before the
 first and after every graph, so service processes in front of the backend drop their caches as
