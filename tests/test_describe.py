@@ -113,8 +113,8 @@ def test_service_description_follows_configuration(store_copy: Path) -> None:
 
 def test_service_description_over_http(server: ServerProcess) -> None:
     r = httpx.get(f"{server.url}/sparql", headers={"Accept": "text/turtle"})
-    if r.status_code in (404, 405) or "sparql-service-description" not in r.text:
-        pytest.skip("GET /sparql without a query does not call service_description yet (S1)")
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("text/turtle")
     graph = _parse(r.content, "text/turtle")
     service = graph.value(None, RDF.type, SD.Service)
     assert graph.value(service, SD.endpoint) == URIRef(f"{server.url}/sparql")
