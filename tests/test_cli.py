@@ -65,6 +65,9 @@ def test_query_formats(home):
     as_json = json.loads(_run("query", q, "--format", "json").output)
     assert as_json["results"]["bindings"][0]["l"]["value"] == "Japan"
     assert "Japan" in _run("query", q, "--format", "csv").output
+    triple = _run("query", 'SELECT (<<( <http://e/s> <http://e/p> "a, b" )>> AS ?t) {}',
+                  "--format", "csv")
+    assert triple.output.splitlines() == ["t", '"http://e/s http://e/p a, b"']
     construct = "CONSTRUCT { ?s rdfs:label ?l } WHERE { ?s a kg:State ; rdfs:label ?l }"
     ttl = _run("query", construct, "--format", "ttl")
     assert ttl.exit_code == 0 and '"Japan"@en' in ttl.output

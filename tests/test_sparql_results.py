@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 
 import pyoxigraph as ox
@@ -41,11 +42,12 @@ QUERIES = [
 ]
 
 
-@pytest.mark.parametrize("query", QUERIES)
-@pytest.mark.parametrize("fmt", ["json", "xml", "csv", "tsv"])
+# CSV of a triple term is not compared: pyoxigraph splits such a field
+# (test_csv_triple_term_is_one_field)
+@pytest.mark.parametrize(("query", "fmt"), [
+    (query, fmt) for query in QUERIES for fmt in ["json", "xml", "csv", "tsv"]
+    if not (fmt == "csv" and "<<(" in query)])
 def test_solutions_match_pyoxigraph(store: ox.Store, query: str, fmt: str) -> None:
-    if fmt == "csv" and "<<(" in query:
-        pytest.skip("pyoxigraph writes triple terms in CSV without quoting; not mirrored")
     expected = store.query(query).serialize(format=getattr(ox.QueryResultsFormat, fmt.upper()))
     out = io.BytesIO()
     write_solutions(store.query(query), fmt, out, max_rows=1000)
@@ -94,3 +96,21 @@ def test_a_graph_of_exactly_the_cap_is_written_one_more_is_refused(store: ox.Sto
     assert out.getvalue()
     with pytest.raises(RowCapExceeded):
         write_triples(store.query("CONSTRUCT WHERE { ?s ?p ?o }"), fmt, io.BytesIO(), 9)
+
+
+def test_csv_triple_term_is_one_field(store: ox.Store) -> None:
+    """A triple term whose literal holds a comma, quotes and a line break stays one CSV field
+    (RFC 4180): its parts joined by spaces, the whole quoted once."""
+    query = "SELECT ?s (<<( ?s ?p ?o )>> AS ?t) WHERE { ?s ?p ?o }"
+    out = io.BytesIO()
+    write_solutions(store.query(query), "csv", out, max_rows=1000)
+    rows = list(csv.reader(io.StringIO(out.getvalue().decode("utf-8"), newline="")))
+
+    def plain(term: ox.NamedNode | ox.BlankNode | ox.Literal) -> str:
+        return f"_:{term.value}" if isinstance(term, ox.BlankNode) else term.value
+
+    expected = [["s", "t"]] + [
+        [plain(q.subject), f"{plain(q.subject)} {plain(q.predicate)} {plain(q.object)}"]
+        for q in store.quads_for_pattern(None, None, None)]
+    assert sorted(rows[1:]) == sorted(expected[1:]) and rows[0] == expected[0]
+    assert any("," in row[1] and '"' in row[1] for row in rows[1:])  # the hard case is there

@@ -93,6 +93,19 @@ def test_large_csv_select_streams_complete(server: ServerProcess) -> None:
     assert all(len(row) == 2 for row in rows)
 
 
+@pytest.mark.parametrize("limit", [10, 20_000])  # a complete result, and a streamed one
+def test_csv_triple_term_with_a_comma_is_one_field(server: ServerProcess, limit: int) -> None:
+    """RFC 4180: the field is quoted as a whole (pyoxigraph's own CSV writer split it)."""
+    query = ('SELECT ?a (<<( ?a <http://example.org/p> "x, \\"y\\"" )>> AS ?t) '
+             f"WHERE {{ ?a ?b ?c . ?d ?e ?f }} LIMIT {limit}")
+    r = fetch(server, query, "text/csv")
+    assert r.status_code == 200, r.text
+    assert ("content-length" in r.headers) == (limit == 10)
+    rows = list(csv.reader(io.StringIO(r.content.decode("utf-8"), newline="")))
+    assert rows[0] == ["a", "t"] and len(rows) == limit + 1
+    assert all(row[1] == f'{row[0]} http://example.org/p x, "y"' for row in rows[1:])
+
+
 def test_small_results_are_not_streamed(server: ServerProcess) -> None:
     r = fetch(server, PAIRS + " LIMIT 10", "text/csv")
     assert r.status_code == 200 and int(r.headers["content-length"]) == len(r.content)

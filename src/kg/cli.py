@@ -16,6 +16,7 @@ from rich.table import Table
 from kg.config import Settings, get_settings
 from kg.errors import KgError
 from kg.namespaces import kg_prefixes
+from kg.sparql.results import write_solutions
 
 app = typer.Typer(
     help="Knowledge graph of EU–Japan security and defence cooperation.",
@@ -144,8 +145,8 @@ def query(
         else:
             console.print(str(bool(result)).lower())
     elif isinstance(result, ox.QuerySolutions):
-        if fmt in RESULT_FORMATS:
-            out.write(result.serialize(format=RESULT_FORMATS[fmt]))
+        if fmt in RESULT_FORMATS:  # the service's writers (pyoxigraph's CSV splits triple terms)
+            write_solutions(result, fmt, out, sys.maxsize)
         elif fmt == "table":
             names = [v.value for v in result.variables]
             table = Table(*names)

@@ -10,10 +10,11 @@ Decisions (also in the README's service section):
 - **The status is decided before the first byte.** The worker executes and serializes into a
   spool (memory up to `INLINE_LIMIT`, then a file on disk, never the whole result in memory).
   A *complete* result is reported "ok" (or an error) at the end, so its 200 is never truncated.
-  A SELECT in a streamable format (`worker.STREAM_FORMATS`, when `settings.stream_results`)
-  that outgrows `INLINE_LIMIT` is reported "stream" at that point and returned as a
-  `StreamedResult` that follows the growing file (kg.sparql.streaming); its 200 is decided on
-  those first bytes, and a later failure cuts the response short (documented there).
+  A SELECT in a streamable format (`kg.sparql.results.STREAM_FORMATS`, when
+  `settings.stream_results`) that outgrows `INLINE_LIMIT` is reported "stream" at that point
+  and returned as a `StreamedResult` that follows the growing file (kg.sparql.streaming); its
+  200 is decided on those first bytes, and a later failure cuts the response short (documented
+  there).
 - **Time limit** (`settings.query_timeout`) covers parsing, evaluation and serialization, plus
   the wait for a free worker. Overrun → the worker is killed → `QueryTimeout` (503, no
   Retry-After), or a cut stream. Sending the spooled file to the client needs no worker (the

@@ -14,6 +14,7 @@ import itertools
 import json
 import operator
 import re
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol
 from xml.sax.saxutils import escape, quoteattr
@@ -41,6 +42,11 @@ RDF_FORMATS: dict[str, ox.RdfFormat] = {
     "jsonld": ox.RdfFormat.JSON_LD,
 }
 PREFIXED_FORMATS = frozenset({"turtle", "trig"})  # the formats that declare prefixes
+# SELECT results in these formats are streamable (stream_solutions), without a row cap
+STREAM_FORMATS = ("json", "csv", "tsv")
+# ... and these written by pyoxigraph's own serializer (about a third cheaper than the writers
+# below for small results); not CSV, where it splits a triple term's field (_csv_term)
+_PYOXIGRAPH_STREAMS = {"json": ox.QueryResultsFormat.JSON, "tsv": ox.QueryResultsFormat.TSV}
 
 
 class Writer(Protocol):
@@ -101,15 +107,22 @@ def _xml_term(term: Term) -> str:
     )
 
 
+def _csv_value(term: Term) -> str:
+    """A term's CSV text before quoting; a triple term's is its three parts' joined by spaces
+    (as pyoxigraph writes them)."""
+    if isinstance(term, ox.BlankNode):
+        return f"_:{term.value}"
+    if isinstance(term, ox.NamedNode | ox.Literal):
+        return term.value
+    return " ".join(_csv_value(t) for t in (term.subject, term.predicate, term.object))
+
+
 def _csv_term(term: Term | None) -> str:
+    """One CSV field, quoted as a whole when needed (RFC 4180): pyoxigraph 0.5 quotes a triple
+    term's parts one by one, so a literal with a comma in it split the field."""
     if term is None:
         return ""
-    if isinstance(term, ox.BlankNode):
-        value = f"_:{term.value}"
-    elif isinstance(term, ox.NamedNode | ox.Literal):
-        value = term.value
-    else:  # a triple term, written as pyoxigraph does
-        return " ".join(_csv_term(t) for t in (term.subject, term.predicate, term.object))
+    value = _csv_value(term)
     if any(c in value for c in '",\r\n'):
         return '"' + value.replace('"', '""') + '"'
     return value
@@ -206,6 +219,16 @@ def write_solutions(
             batch.clear()
     out.write(("".join(batch) + tail).encode())
     return rows
+
+
+def stream_solutions(solutions: ox.QuerySolutions, fmt: str, out: Writer) -> None:
+    """Every solution in `fmt` (one of STREAM_FORMATS), with no row cap: the byte cap and the
+    time limit bound a stream."""
+    serializer = _PYOXIGRAPH_STREAMS.get(fmt)
+    if serializer is not None:
+        solutions.serialize(out, serializer)
+    else:
+        write_solutions(solutions, fmt, out, sys.maxsize)
 
 
 def write_boolean(value: bool, fmt: str, out: Writer) -> None:

@@ -39,20 +39,15 @@ from kg.sparql.channel import frame
 from kg.sparql.prologue import declared_prefixes
 from kg.sparql.results import (
     PREFIXED_FORMATS,
+    STREAM_FORMATS,
     RowCapExceeded,
+    stream_solutions,
     write_boolean,
     write_solutions,
     write_triples,
 )
 
 RESULT_FORMATS = ("json", "xml", "csv", "tsv")
-# SELECT results in these formats are streamable: written by pyoxigraph's own serializer (about
-# a third cheaper than kg.sparql.results for small results), so without a row cap
-STREAM_FORMATS: dict[str, ox.QueryResultsFormat] = {
-    "json": ox.QueryResultsFormat.JSON,
-    "csv": ox.QueryResultsFormat.CSV,
-    "tsv": ox.QueryResultsFormat.TSV,
-}
 
 
 _INT = struct.Struct("!i")
@@ -202,7 +197,7 @@ def run_job(
                 if notify is not None:
                     streamed = {"format": fmt, "path": spool.path}
                     spool.on_spill = lambda: notify(("stream", streamed))
-                results.serialize(spool, STREAM_FORMATS[fmt])
+                stream_solutions(results, fmt, spool)
                 rows = -1  # not counted (no row cap; the byte cap and time limit hold)
             else:
                 rows = write_solutions(results, fmt, spool, config["max_rows"])

@@ -62,8 +62,8 @@ from kg.errors import (
     QueryTimeout,
 )
 from kg.sparql.negotiation import BY_KEY
+from kg.sparql.results import STREAM_FORMATS
 from kg.sparql.streaming import StreamedResult
-from kg.sparql.worker import STREAM_FORMATS
 from kg.store import remote_results, remote_union, sparql_text
 from kg.store.base import GraphName, QueryJob, QueryResult, Row, Term, rows_of
 from kg.store.update_scope import update_scope

@@ -34,12 +34,14 @@ from kg.sparql.executor import INLINE_LIMIT
 from kg.sparql.prologue import declared_prefixes
 from kg.sparql.results import (
     PREFIXED_FORMATS,
+    STREAM_FORMATS,
     RowCapExceeded,
+    stream_solutions,
     write_boolean,
     write_solutions,
     write_triples,
 )
-from kg.sparql.worker import RESULT_FORMATS, STREAM_FORMATS, ResultTooLarge, Spool
+from kg.sparql.worker import RESULT_FORMATS, ResultTooLarge, Spool
 from kg.store.base import CHUNK_SIZE
 
 if TYPE_CHECKING:
@@ -191,7 +193,7 @@ def _write(source: io.BufferedReader, media: str, form: str, fmt: str, settings:
             write_boolean(value, fmt, spool)
             return fmt, 1
         if stream and fmt in STREAM_FORMATS:
-            parsed.serialize(spool, STREAM_FORMATS[fmt])  # as the worker streams: no row cap
+            stream_solutions(parsed, fmt, spool)  # as the worker streams: no row cap
             return fmt, -1
         return fmt, write_solutions(parsed, fmt, spool, settings.max_rows)
     from kg.store.remote import RDF_PARSERS
