@@ -2,8 +2,9 @@
 
 Why not `QuerySolutions.serialize`: it cannot stop after N rows, and the row cap must be
 enforced while writing (a cartesian product can yield billions). The writers below produce the
-same bytes as pyoxigraph's serializers for SELECT and ASK (tests compare them); graphs go
-through `pyoxigraph.serialize` fed by a counting generator.
+same bytes as pyoxigraph's serializers for SELECT and ASK (tests compare them), but for a
+triple term in CSV, which pyoxigraph splits (_csv_term); graphs go through
+`pyoxigraph.serialize` fed by a counting generator.
 
 Everything here runs inside a query worker, in the one thread that created the results iterator.
 """
