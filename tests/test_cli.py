@@ -68,6 +68,9 @@ def test_query_formats(home):
     triple = _run("query", 'SELECT (<<( <http://e/s> <http://e/p> "a, b" )>> AS ?t) {}',
                   "--format", "csv")
     assert triple.output.splitlines() == ["t", '"http://e/s http://e/p a, b"']
+    unknown = _run("query", "SELECT (<http://e/no-such-function>(1) AS ?u) (2 AS ?n) {}",
+                   "--format", "csv")  # an expression error, as the service answers it
+    assert unknown.exit_code == 0 and unknown.output.splitlines() == ["u,n", ",2"]
     construct = "CONSTRUCT { ?s rdfs:label ?l } WHERE { ?s a kg:State ; rdfs:label ?l }"
     ttl = _run("query", construct, "--format", "ttl")
     assert ttl.exit_code == 0 and '"Japan"@en' in ttl.output

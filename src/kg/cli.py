@@ -17,6 +17,7 @@ from kg.config import Settings, get_settings
 from kg.errors import KgError
 from kg.namespaces import kg_prefixes
 from kg.sparql.results import write_solutions
+from kg.sparql.worker import evaluate
 
 app = typer.Typer(
     help="Knowledge graph of EU–Japan security and defence cooperation.",
@@ -129,9 +130,10 @@ def query(
         raise typer.Exit(2)
     store = _open_store(settings)
     try:
-        result = store.query(
+        result = evaluate(  # an unknown function is an expression error, as in the service
+            store,
             sparql,
-            base_iri=settings.base_iri,
+            settings.base_iri,
             use_default_graph_as_union=settings.union_default_graph,
             prefixes=kg_prefixes(settings.base_iri),
         )
