@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import os
 import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -120,7 +121,8 @@ def _data_files() -> set[Path]:
         files |= set(case.graph_data) | ({case.data} if case.data else set())
         text = case.query.read_text(encoding="utf-8")
         for match in re.finditer(r"\bFROM\s+(?:NAMED\s+)?<([^>]*)>", text, re.IGNORECASE):
-            files.add((case.query.parent / match.group(1)).resolve())
+            # normpath, not resolve(): the suites may sit behind a symbolic link
+            files.add(Path(os.path.normpath(case.query.parent / match.group(1))))
     return {f for f in files if f.suffix in DATA_FORMATS and f.exists()}
 
 
