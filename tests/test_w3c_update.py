@@ -12,11 +12,13 @@ move, update-silent (every mf:UpdateEvaluationTest of their manifests). Adaptati
 - every named graph is compared, up to blank-node renaming, after the update; the default graph
   too, unless the update changed a named graph: the service then carries the change into the
   default graph, which by design is the merge of the named graphs, so the suite's expected
-  default graph does not apply (that comparison is left out, said in the test's id-less
-  summary count `default graph not compared`);
+  default graph does not apply (the summary line counts those cases);
+- the service's own `graph/meta`, which a client's `GRAPH ?g` sees over Oxigraph server
+  (README, Backends), is not counted among the named graphs;
 - a case whose update holds LOAD is the guard's 403 (LOAD is refused unless allow-listed), and
   must leave the store unchanged.
-A summary line `W3C update: N passed, M failed (of T)` ends the run.
+A summary line `W3C update: N passed, M failed (of T); default graph not compared in K` ends
+the run.
 """
 
 from __future__ import annotations
