@@ -203,6 +203,23 @@ def test_using_graph_uri_parameters(writable_server: ServerProcess) -> None:
                f'ASK {{ GRAPH <{target}> {{ ?s <http://ex/copied> "from-source" }} }}')
 
 
+def test_with_reads_and_writes_its_graph_only(writable_server: ServerProcess) -> None:
+    """W3C update suite, insert-where-03: the WHERE of `WITH <g>` sees <g>, not the default
+    graph (the sample data is in the merged default graph); over Virtuoso the service sent
+    such an update with `default-graph-uri`, which overrides WITH, and wrote every subject of
+    the store into <g>."""
+    graph = fresh()
+    update(writable_server.url, insert(graph, "o"))
+    response = update(writable_server.url,
+                      f'WITH <{graph}> INSERT {{ ?s ?p "z" }} WHERE {{ ?s ?p ?o }}')
+    assert response.status_code == 204, response.text
+    rows = httpx.get(f"{writable_server.url}/sparql", params={
+        "query": f"SELECT ?s ?o WHERE {{ GRAPH <{graph}> {{ ?s ?p ?o }} }}"},
+        headers={"Accept": "application/sparql-results+json"}).json()["results"]["bindings"]
+    assert sorted((r["s"]["value"], r["o"]["value"]) for r in rows) == [
+        ("http://ex/s", "o"), ("http://ex/s", "z")]
+
+
 def test_using_graph_uri_with_a_with_clause_is_400(writable_server: ServerProcess) -> None:
     text = "WITH <http://ex/g> DELETE { ?s ?p ?o } WHERE { ?s ?p ?o }"
     response = update(writable_server.url, text, params={"using-named-graph-uri": fresh()})

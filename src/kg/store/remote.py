@@ -268,8 +268,10 @@ class RemoteStore:
             graphs |= {g for g in update_scope(query, self.base).graphs
                        if g != merge.value and g != self.meta_graph.value
                        and not g.startswith(SYSTEM_GRAPHS)}
+        # no graph at all: a graph that does not exist, as Virtuoso takes a dataset without
+        # named graphs to mean every graph (its system graphs and the merge too)
         return [("default-graph-uri", merge.value)] + [
-            ("named-graph-uri", g) for g in sorted(graphs)]
+            ("named-graph-uri", g) for g in sorted(graphs) or [sparql_text.NO_GRAPH.value]]
 
     def _select(self, text: str, *, dataset: bool = True, union: bool = False,
                 timeout: float | None = None) -> list[Row]:

@@ -154,13 +154,14 @@ def _check_shapes(store: RemoteStore, shapes: rdflib.Graph, added: set[ox.Quad],
 
 def _reads_or_writes_default(text: str, scope: Scope, delta: set[ox.Quad]) -> bool:
     """Whether the update needs the merge as its default graph on Virtuoso: it changed the
-    default graph, or reads it without a USING clause of its own (Virtuoso's default-graph-uri
-    would override USING: the WHERE would see the merge, not the USING graphs)."""
+    default graph, or reads it without a USING or WITH clause of its own (Virtuoso's
+    default-graph-uri overrides both: the WHERE would see the merge, not the USING or WITH
+    graph; W3C update suite, insert-where-03)."""
     if any(isinstance(q.graph_name, ox.DefaultGraph) for q in delta):
         return True
-    using = any(t.kind == "word" and t.text.upper() == "USING"
-                for t in guard.tokenize(guard.decode_escapes(text)))
-    return scope.default and not using
+    own_dataset = any(t.kind == "word" and t.text.upper() in ("USING", "WITH")
+                      for t in guard.tokenize(guard.decode_escapes(text)))
+    return scope.default and not own_dataset
 
 
 def transact(
