@@ -5,7 +5,10 @@ backend. The scope is found with the guard's tokenizer and is conservative: grap
 after GRAPH, WITH, USING [NAMED], INTO, ADD/MOVE/COPY and TO; the default graph when a pattern
 or a triple stands outside every GRAPH block (FILTER/BIND expressions and VALUES data aside)
 or DEFAULT is named; every named graph when a graph is a variable or ALL/NAMED is cleared or
-dropped; everything when the text declares its own BASE or names a graph it cannot resolve.
+dropped; everything when the text names a graph it cannot resolve. A BASE of the text's own
+is followed (resolving the IRIs after it); taking it for "everything" made the default graph
+look read, which over Virtuoso sent the update with `default-graph-uri` and broke its GRAPH
+templates (W3C update suite, delete-02: nothing deleted).
 """
 
 from __future__ import annotations
@@ -50,8 +53,12 @@ def update_scope(text: str, base_iri: str) -> Scope:
     while i < len(tokens):
         tok = tokens[i]
         word = tok.text.upper() if tok.kind == "word" else ""
-        if word == "BASE":
-            return everything()
+        if word == "BASE":  # later relative IRIs (and PREFIX IRIs) resolve against it
+            if i + 1 >= len(tokens) or tokens[i + 1].kind != "iri":
+                return everything()
+            base_iri = urljoin(base_iri, tokens[i + 1].text[1:-1])
+            i += 2
+            continue
         if word == "PREFIX" and i + 2 < len(tokens) and tokens[i + 2].kind == "iri":
             prefixes[tokens[i + 1].text.rstrip(":")] = urljoin(base_iri, tokens[i + 2].text[1:-1])
             i += 3
