@@ -17,6 +17,7 @@ pytest=.venv/bin/pytest
 VIRTUOSO_MODULES=(
   tests/test_sparql_protocol.py tests/test_update.py tests/test_graph_store.py
   tests/test_linked_data.py tests/test_w3c_conformance.py tests/test_w3c_update.py
+  tests/test_w3c_syntax.py
 )
 failed=()
 

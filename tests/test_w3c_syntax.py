@@ -218,9 +218,25 @@ UNKNOWN_FUNCTION = pytest.mark.backend_xfail(
     "know (500, passed on as 502)")
 
 
+# Virtuoso 7.2 parses client queries with its own parser (the service passes them through,
+# README, Backends): it answers some queries SPARQL 1.1 forbids (GROUP BY with `SELECT *` or
+# an ungrouped variable, BIND to a variable in scope, `:a:b:c`, a lone surrogate escape) and
+# refuses some valid ones (prefixed names with `:`, `%3A` or escapes in the local part, a path
+# in a collection, GROUP_CONCAT without SEPARATOR or VALUES over an empty group: SR183, SQ200)
+VIRTUOSO_DEPARTS = {f"syntax-query:test_{n}" for n in (
+    "18", "19", "36a", "38a", "43", "44", "46", "47", "53", "54", "60", "61a", "62a", "65",
+    "pn_04", "pn_05", "pn_06", "pn_07", "pn_09", "pn_bad_08", "pp_coll",
+    "codepoint_invalid_escaped_bad_06")}
+VIRTUOSO_PARSER = pytest.mark.backend_xfail(
+    "virtuoso", reason="Virtuoso's parser departs from SPARQL 1.1's grammar here")
+
+
 def _param(case: Case) -> object:
-    marks = UNKNOWN_FUNCTION if (case.suite, case.name) == ("syntax-query", "test_4") else ()
-    return pytest.param(case, marks=marks, id=f"{case.suite}:{case.name}")
+    name = f"{case.suite}:{case.name}"
+    marks = [UNKNOWN_FUNCTION] if (case.suite, case.name) == ("syntax-query", "test_4") else []
+    if name in VIRTUOSO_DEPARTS:
+        marks.append(VIRTUOSO_PARSER)
+    return pytest.param(case, marks=marks, id=name)
 
 
 @pytest.mark.skipif(not CASES, reason=f"W3C test suites not found at {SUITES}")

@@ -189,24 +189,8 @@ def _shown(graph: rdflib.Graph) -> str:
 
 # --- the test --------------------------------------------------------------------------------
 
-# Over Virtuoso the service's write path departs from the suite here (README, Backends):
-# USING with a template writing the default graph (the service sends default-graph-uri, which
-# overrides USING there), blank nodes shared across operations, and WITH with a GRAPH template
-# (Virtuoso fails: SR016). Not analysed further.
-VIRTUOSO_DEPARTS = {
-    "basic-update:insert-where-04", "basic-update:insert-using-01",
-    "basic-update:insert-data-same-bnode", "basic-update:insert-where-same-bnode",
-    "basic-update:insert-where-same-bnode2", "delete:dawg-delete-with-02",
-    "delete:dawg-delete-with-06",
-}
-DEPARTS = pytest.mark.backend_xfail(
-    "virtuoso", reason="the service's update over Virtuoso departs from the W3C result "
-    "(README, Backends)")
-
-
 def _param(case: Case) -> object:
-    name = f"{case.suite}:{case.name}"
-    return pytest.param(case, marks=DEPARTS if name in VIRTUOSO_DEPARTS else (), id=name)
+    return pytest.param(case, id=f"{case.suite}:{case.name}")
 
 
 @pytest.mark.skipif(not CASES, reason=f"W3C test suites not found at {SUITES}")

@@ -115,6 +115,11 @@ class BackendUnavailable(KgError):
     title = "Store unavailable"
 
 
+class BackendUnanswered(BackendUnavailable):
+    """The request reached the backend, or may have, and no answer came (a timeout, a broken
+    connection): for a write, whether the backend applied it is unknown."""
+
+
 class BackendError(KgError):
     """The remote SPARQL server answered with an error the service cannot attribute to the
     client (5xx, refused credentials, an unexpected body)."""

@@ -57,6 +57,7 @@ import pyoxigraph as ox
 
 from kg.errors import (
     BackendError,
+    BackendUnanswered,
     BackendUnavailable,
     KgError,
     QueryTimeout,
@@ -237,11 +238,13 @@ class RemoteStore:
         try:
             response = self.client.request(
                 method, url, timeout=timeout or self.settings.query_timeout, **kwargs)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            raise BackendUnavailable(f"the SPARQL backend is unreachable: {exc!r}") from exc
         except httpx.TimeoutException as exc:
-            raise BackendUnavailable(f"the SPARQL backend did not answer in time: {exc!r}") \
+            raise BackendUnanswered(f"the SPARQL backend did not answer in time: {exc!r}") \
                 from exc
         except httpx.HTTPError as exc:
-            raise BackendUnavailable(f"the SPARQL backend is unreachable: {exc!r}") from exc
+            raise BackendUnanswered(f"the SPARQL backend broke off: {exc!r}") from exc
         if response.status_code >= 500 or response.status_code in (401, 403):
             raise BackendError(
                 f"the SPARQL backend answered {response.status_code}: {response.text[:500]}")

@@ -17,6 +17,16 @@ the one before it gets WritesBusy, 503); what differs is where the data comes fr
    default graph in step (written for the backend: on Virtuoso it is <base>graph/default) and
    the new dataset version, so all commit together or not at all.
 
+On Virtuoso, step 3 sends the change the rehearsal made (`replay_ops`: DELETE DATA / INSERT DATA
+of its exact quads) instead of the client's operations whenever that change can be written so:
+Virtuoso evaluates some updates otherwise than the standard (a USING or WITH under the
+default-graph-uri a default-graph write needs, a blank node in two GRAPH blocks of one INSERT
+DATA, `WITH <g> DELETE { GRAPH <h> … }`: W3C update suite). The replay is also exactly what was
+validated, fresh values (NOW, RAND, UUID, BNODE) included, and it needs no default-graph-uri,
+so it is one request. It cannot name a blank node the backend already holds (SPARQL has no
+syntax for one), so a change removing such a node's statement or adding one to it goes as the
+client's text, as on Oxigraph server.
+
 Why the rehearsal process: run in the server process, an update such as a cartesian COUNT ran
 forever in a thread (a thread cannot be stopped), held the write lock (every later write
 blocked) and the GIL. Now KG_REHEARSAL_TIMEOUT bounds steps 1–2 from the copy's arrival in
@@ -35,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 import pyoxigraph as ox
 import rdflib
 
-from kg.errors import NotFound, WritesBusy
+from kg.errors import BackendUnanswered, NotFound, WritesBusy
 from kg.sparql import guard
 from kg.store import rehearsal
 from kg.store.rehearsal_process import REHEARSER
@@ -82,6 +92,57 @@ def _fetch(store: RemoteStore, scope: Scope) -> tuple[list[ox.Quad], set[ox.Name
     return quads, wanted
 
 
+# statements per DATA operation or VALUES block: Virtuoso 7.2's SPARQL compiler fails on
+# larger ones (an INSERT DATA of ~5,500 triples: "SP030 … memory exhausted"; a VALUES of
+# 10,000 rows: "SP031 … generated SQL text has exceeded 10000 lines")
+CHUNK = 1_000
+
+
+def _chunks(items: list[Any]) -> Iterator[list[Any]]:
+    for start in range(0, len(items), CHUNK):
+        yield items[start:start + CHUNK]
+
+
+def replay_ops(added: Iterable[ox.Quad], removed: Iterable[ox.Quad], stored: set[Any],
+               merge: ox.NamedNode) -> str | None:
+    """The change as `DELETE DATA` then `INSERT DATA` operations of at most CHUNK quads (the
+    default graph written as `merge`), or None when it cannot be: a removed statement with a
+    blank node or a triple term, an added one with a blank node in `stored` (the copy's, i.e.
+    the backend's) or a triple term, or more than CHUNK added statements with blank nodes.
+    Those go in one INSERT DATA, which keeps a fresh node one node across graphs."""
+    added, removed = list(added), list(removed)
+    if not all(_ground(q) for q in removed):
+        return None
+    for quad in added:
+        for term in (quad.subject, quad.object):
+            if isinstance(term, ox.Triple) or (isinstance(term, ox.BlankNode) and term in stored):
+                return None
+    blank = [q for q in added if not _ground(q)]
+    if len(blank) > CHUNK:
+        return None
+
+    def block(quads: list[ox.Quad]) -> str:
+        graphs: dict[str, list[str]] = {}
+        for q in quads:
+            graph = merge if isinstance(q.graph_name, ox.DefaultGraph) else q.graph_name
+            graphs.setdefault(str(graph), []).append(f"{q.subject} {q.predicate} {q.object} .")
+        return " ".join(f"GRAPH {g} {{ {' '.join(ts)} }}" for g, ts in sorted(graphs.items()))
+
+    def key(q: ox.Quad) -> tuple[str, ...]:
+        return (str(q.graph_name), str(q.subject), str(q.predicate), str(q.object))
+
+    ops = [f"DELETE DATA {{ {block(part)} }}" for part in _chunks(sorted(removed, key=key))]
+    ops += [f"INSERT DATA {{ {block(part)} }}"
+            for part in _chunks(sorted((q for q in added if _ground(q)), key=key))]
+    if blank:
+        ops.append(f"INSERT DATA {{ {block(sorted(blank, key=key))} }}")
+    return " ;\n".join(ops)
+
+
+def blank_nodes(quads: Iterable[ox.Quad]) -> set[ox.BlankNode]:
+    return {t for q in quads for t in (q.subject, q.object) if isinstance(t, ox.BlankNode)}
+
+
 def _ground(quad: ox.Quad) -> bool:
     return not any(isinstance(t, (ox.BlankNode, ox.Triple)) for t in (quad.subject, quad.object))
 
@@ -97,15 +158,13 @@ def sync_ops(added: Iterable[ox.Quad], removed: Iterable[ox.Quad],
     into = (f"GRAPH {merge} {{ ?s ?p ?o }}" if merge is not None else "?s ?p ?o")
     not_merge = f"FILTER(?g != {merge})" if merge is not None else ""
     ops: list[str] = []
-    ground = [q for q in named_added if _ground(q)]
-    if ground:
+    for ground in _chunks([q for q in named_added if _ground(q)]):
         values = " ".join(f"({q.subject} {q.predicate} {q.object})" for q in ground)
         ops.append(f"INSERT {{ {into} }} WHERE {{ VALUES (?s ?p ?o) {{ {values} }} }}")
     for graph in sorted({q.graph_name.value for q in named_added if not _ground(q)}):
         ops.append(f"INSERT {{ {into} }} WHERE {{ GRAPH <{graph}> {{ ?s ?p ?o }} "
                    "FILTER(isBlank(?s) || isBlank(?o)) }")
-    ground = [q for q in named_removed if _ground(q)]
-    if ground:
+    for ground in _chunks([q for q in named_removed if _ground(q)]):
         values = " ".join(f"({q.subject} {q.predicate} {q.object})" for q in ground)
         ops.append(f"DELETE {{ {into} }} WHERE {{ VALUES (?s ?p ?o) {{ {values} }} "
                    f"FILTER NOT EXISTS {{ GRAPH ?g {{ ?s ?p ?o }} {not_merge} }} }}")
@@ -176,6 +235,7 @@ def transact(
         if must_exist and not existed:
             raise NotFound(f"No graph <{probe.value}> in the store.")
     before_quads, before_graphs = _fetch(store, scope)
+    stored = blank_nodes(before_quads) if store.merge_graph is not None else set()
     job = rehearsal.CopyJob(quads=rehearsal.nquads(before_quads),
                             graphs=sorted(g.value for g in before_graphs), text=text,
                             base_iri=base_iri)
@@ -196,14 +256,25 @@ def transact(
         _check_shapes(store, shapes, added, removed, context_graphs, deadline, limit)
 
     version = store.next_version()
-    parts = [text, sync_ops(added, removed, store.merge_graph), store.version_ops(version)]
+    merge = store.merge_graph
+    # no quad changed (a graph created or dropped empty): the client's text, made SILENT
+    replay = (replay_ops(added, removed, stored, merge)
+              if merge is not None and (added or removed) else None)
+    parts = [replay if replay is not None else text, sync_ops(added, removed, merge),
+             store.version_ops(version)]
     reached = {g.value for g in before_graphs | after_graphs}  # for DROP ALL on Virtuoso
-    if store.merge_graph is not None and _reads_or_writes_default(text, scope, added | removed):
-        # Virtuoso: a write to the (merge) default graph needs default-graph-uri, under which
-        # GRAPH templates misbehave: two requests, so not atomic (README, Backends)
-        store.update(text, default_graph=True, graphs=reached)
-        parts = parts[1:]
-    store.update("\n;\n".join(p for p in parts if p.strip()), graphs=reached)
+    try:
+        if replay is None and merge is not None and _reads_or_writes_default(
+                text, scope, added | removed):
+            # Virtuoso: a write to the (merge) default graph needs default-graph-uri, under
+            # which GRAPH templates misbehave: two requests, so not atomic (README, Backends)
+            store.update(text, default_graph=True, graphs=reached)
+            parts = parts[1:]
+        store.update("\n;\n".join(p for p in parts if p.strip()), graphs=reached)
+    except BackendUnanswered as exc:
+        raise BackendUnanswered(
+            f"{exc.detail}. The update had been sent, so the backend may still apply it: read "
+            "the data before sending it again.") from exc
     store._version = version
     return WriteOutcome(
         added=len(added), removed=len(removed),

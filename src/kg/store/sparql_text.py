@@ -106,9 +106,11 @@ def silenced(text: str) -> str:
 
 
 def bnode_insert_data(text: str) -> str:
-    """`INSERT DATA { … }` blocks holding blank nodes written `INSERT { … } WHERE {}`. For
-    Virtuoso 7.2, which refuses blank nodes in INSERT DATA ("not allowed in a constant
-    clause"); a template instantiated once makes the same fresh blank nodes (one per label)."""
+    """`INSERT DATA { … }` blocks holding blank nodes written `INSERT { … } WHERE { SELECT *
+    {} }`. For Virtuoso 7.2, which refuses blank nodes in INSERT DATA ("not allowed in a
+    constant clause"); a template instantiated once makes the same fresh blank nodes (one per
+    label). Not `WHERE {}`: with a blank node in two GRAPH blocks Virtuoso then writes the
+    statements and answers 500 (SR002 "string_output_string"; W3C syntax-update-53)."""
     tokens = list(guard.tokenize(text))
     edits: list[tuple[int, int, str]] = []  # (start, end, replacement), in text order
     for i, token in enumerate(tokens[:-2]):
@@ -121,7 +123,7 @@ def bnode_insert_data(text: str) -> str:
         if any(t.kind == "bnode" or t.text == "[" for t in inside):
             data = tokens[i + 1]
             edits += [(data.pos, data.pos + len(data.text), ""),
-                      (close + 1, close + 1, " WHERE {}")]
+                      (close + 1, close + 1, " WHERE { SELECT * {} }")]
     for start, end, replacement in reversed(edits):
         text = f"{text[:start]}{replacement}{text[end:]}"
     return text
