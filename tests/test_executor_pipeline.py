@@ -237,7 +237,7 @@ def test_a_job_stuck_behind_a_long_query_is_taken_even_while_others_wait(
                   for n in (11, 12, 13, 14)]  # two in each pipe (depth 2)
         await asyncio.sleep(0.01)
         assert all(len(w.queued) == 2 for w in executor._workers)
-        stop = time.monotonic() + 4.0
+        stop = time.monotonic() + 6.0  # before the time limit (8 s) frees the held worker
 
         async def stream(k: int) -> None:  # the line never empties before `stop`
             n = 100 + k
@@ -251,7 +251,9 @@ def test_a_job_stuck_behind_a_long_query_is_taken_even_while_others_wait(
             done_at[n] = time.monotonic() - started
             assert result.inline is not None
             assert bindings(result.inline) == expected(store_path, small(n))
-        assert max(done_at.values()) < 3.0, done_at  # not after the stream, nor the time limit
+        # answered while the line still had work (not after the stream, nor the time limit);
+        # judged by the stream's state, not by a time, which a slow machine stretches
+        assert not all(t.done() for t in flood), done_at
         assert not endless.done() and executor.stolen_jobs >= 2
         await asyncio.gather(*flood)
         assert (await short).inline is not None
