@@ -221,9 +221,8 @@ def test_with_reads_and_writes_its_graph_only(writable_server: ServerProcess) ->
 
 
 def test_a_stored_blank_node_is_changed_in_place(writable_server: ServerProcess) -> None:
-    """Statements added to and removed from a blank node already stored. Over Virtuoso such a
-    change cannot be replayed as DATA (kg.store.remote_writes.replay_ops), so it is the path
-    that sends the client's text."""
+    """Statements added to and removed from a blank node already stored. Over Virtuoso the
+    change is replayed as DATA naming the node `<nodeID://b…>` (kg.store.remote_writes)."""
     graph, url = fresh(), writable_server.url
     assert update(url, f'INSERT DATA {{ GRAPH <{graph}> {{ _:b <http://ex/p> "x" ; '
                        f'<http://ex/q> "y" }} }}').status_code == 204

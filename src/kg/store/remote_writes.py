@@ -23,9 +23,10 @@ Virtuoso evaluates some updates otherwise than the standard (a USING or WITH und
 default-graph-uri a default-graph write needs, a blank node in two GRAPH blocks of one INSERT
 DATA, `WITH <g> DELETE { GRAPH <h> … }`: W3C update suite). The replay is also exactly what was
 validated, fresh values (NOW, RAND, UUID, BNODE) included, and it needs no default-graph-uri,
-so it is one request. It cannot name a blank node the backend already holds (SPARQL has no
-syntax for one), so a change removing such a node's statement or adding one to it goes as the
-client's text, as on Oxigraph server.
+so it is one request. A blank node the backend already holds, which SPARQL has no syntax for,
+is named as Virtuoso names it, `<nodeID://b123>`. Only a change with a triple term, or with
+more than CHUNK statements on fresh blank nodes, goes as the client's text (always so on
+Oxigraph server, where the text is evaluated as the standard says).
 
 Why the rehearsal process: run in the server process, an update such as a cartesian COUNT ran
 forever in a thread (a thread cannot be stopped), held the write lock (every later write
@@ -38,6 +39,7 @@ nothing was sent to the backend.
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -103,21 +105,41 @@ def _chunks(items: list[Any]) -> Iterator[list[Any]]:
         yield items[start:start + CHUNK]
 
 
+# how Virtuoso's Graph Store GET labels a blank node it holds as nodeID://b123: `_:b123`
+_STORED_LABEL = re.compile(r"b[0-9]+")
+
+
 def replay_ops(added: Iterable[ox.Quad], removed: Iterable[ox.Quad], stored: set[Any],
                merge: ox.NamedNode) -> str | None:
     """The change as `DELETE DATA` then `INSERT DATA` operations of at most CHUNK quads (the
-    default graph written as `merge`), or None when it cannot be: a removed statement with a
-    blank node or a triple term, an added one with a blank node in `stored` (the copy's, i.e.
-    the backend's) or a triple term, or more than CHUNK added statements with blank nodes.
-    Those go in one INSERT DATA, which keeps a fresh node one node across graphs."""
+    default graph written as `merge`), for Virtuoso, or None when it cannot be written so.
+
+    A blank node the backend holds (in `stored`, the copy's, labelled `_:b123` as Virtuoso's
+    Graph Store GET writes its `nodeID://b123`) is written `<nodeID://b123>`, Virtuoso's name
+    for that very node; a fresh one keeps its label, and every added statement with a fresh
+    node goes in one INSERT DATA, so the node is one node across graphs. None for a triple
+    term, a stored blank node labelled otherwise, or more than CHUNK statements with fresh
+    blank nodes."""
     added, removed = list(added), list(removed)
-    if not all(_ground(q) for q in removed):
-        return None
-    for quad in added:
-        for term in (quad.subject, quad.object):
-            if isinstance(term, ox.Triple) or (isinstance(term, ox.BlankNode) and term in stored):
-                return None
-    blank = [q for q in added if not _ground(q)]
+
+    def term(t: Any) -> str | None:
+        if isinstance(t, ox.Triple):
+            return None
+        if isinstance(t, ox.BlankNode) and t in stored:
+            return f"<nodeID://{t.value}>" if _STORED_LABEL.fullmatch(t.value) else None
+        return str(t)
+
+    def fresh(q: ox.Quad) -> bool:
+        return any(isinstance(t, ox.BlankNode) and t not in stored
+                   for t in (q.subject, q.object))
+
+    lines: dict[ox.Quad, str] = {}
+    for q in added + removed:
+        s, o = term(q.subject), term(q.object)
+        if s is None or o is None:
+            return None
+        lines[q] = f"{s} {q.predicate} {o} ."
+    blank = [q for q in added if fresh(q)]
     if len(blank) > CHUNK:
         return None
 
@@ -125,15 +147,15 @@ def replay_ops(added: Iterable[ox.Quad], removed: Iterable[ox.Quad], stored: set
         graphs: dict[str, list[str]] = {}
         for q in quads:
             graph = merge if isinstance(q.graph_name, ox.DefaultGraph) else q.graph_name
-            graphs.setdefault(str(graph), []).append(f"{q.subject} {q.predicate} {q.object} .")
+            graphs.setdefault(str(graph), []).append(lines[q])
         return " ".join(f"GRAPH {g} {{ {' '.join(ts)} }}" for g, ts in sorted(graphs.items()))
 
-    def key(q: ox.Quad) -> tuple[str, ...]:
-        return (str(q.graph_name), str(q.subject), str(q.predicate), str(q.object))
+    def key(q: ox.Quad) -> tuple[str, str]:
+        return (str(q.graph_name), lines[q])
 
     ops = [f"DELETE DATA {{ {block(part)} }}" for part in _chunks(sorted(removed, key=key))]
     ops += [f"INSERT DATA {{ {block(part)} }}"
-            for part in _chunks(sorted((q for q in added if _ground(q)), key=key))]
+            for part in _chunks(sorted((q for q in added if not fresh(q)), key=key))]
     if blank:
         ops.append(f"INSERT DATA {{ {block(sorted(blank, key=key))} }}")
     return " ;\n".join(ops)
