@@ -269,6 +269,24 @@ def test_a_change_of_thousands_of_statements(writable_server: ServerProcess) -> 
     assert not ask(url, f'ASK {{ <http://ex/s{n - 1}> <http://ex/p> ?o }}')
 
 
+def test_over_a_thousand_fresh_blank_nodes(writable_server: ServerProcess) -> None:
+    """1,200 statements on fresh blank nodes: over Virtuoso more than the replay puts in its
+    one INSERT DATA for them (kg.store.remote_writes.CHUNK), so the client's text goes: the
+    path any update took there before the replay."""
+    graph, url, n = fresh(), writable_server.url, 600
+    values = " ".join(f'("v{i}")' for i in range(n))
+    response = httpx.post(f"{url}/sparql", timeout=60, headers={"Content-Type": DIRECT, **AUTH},
+                          content=f"INSERT {{ GRAPH <{graph}> {{ _:b <http://ex/p> ?o ; "
+                                  f"<http://ex/q> 1 }} }} WHERE {{ VALUES (?o) {{ {values} }} }}"
+                                  .encode())
+    assert response.status_code == 204, response.text
+    rows = httpx.get(f"{url}/sparql", params={"query": (
+        f"SELECT (COUNT(DISTINCT ?b) AS ?nodes) (COUNT(*) AS ?n) WHERE {{ GRAPH <{graph}> "
+        f"{{ ?b <http://ex/p> ?o ; <http://ex/q> 1 }} FILTER(isBlank(?b)) }}")},
+        headers={"Accept": "application/sparql-results+json"}).json()["results"]["bindings"]
+    assert (rows[0]["nodes"]["value"], rows[0]["n"]["value"]) == (str(n), str(n))
+
+
 def test_using_graph_uri_with_a_with_clause_is_400(writable_server: ServerProcess) -> None:
     text = "WITH <http://ex/g> DELETE { ?s ?p ?o } WHERE { ?s ?p ?o }"
     response = update(writable_server.url, text, params={"using-named-graph-uri": fresh()})
