@@ -900,12 +900,21 @@ class QueryExecutor:
             version = self.store.version
             self._taking += 1
             taking = asyncio.ensure_future(asyncio.to_thread(self.store.snapshot))
-            taking.add_done_callback(self._taken)  # even if this caller is cancelled meanwhile
-            snapshot = await asyncio.shield(taking)
+            taking.add_done_callback(self._failed)  # even if this caller is cancelled meanwhile
+            try:
+                snapshot = await asyncio.shield(taking)
+            except asyncio.CancelledError:
+                taking.add_done_callback(self._orphaned)
+                raise
             self.snapshots_taken += 1
             self._versions[snapshot] = version
             self._snapshot = snapshot
             self._covered = covers
+            # pruning may list the directory again only now that it is current: between the
+            # end of the write and here, a prune run by another callback (a worker's "ready")
+            # took the new snapshot for a stale one and removed it before the workers reopened
+            # it (CI of 2864487: test_concurrent_refreshes_share_a_snapshot)
+            self._taking -= 1
             idle = list(self._idle)
             self._idle.clear()
             # tasks of their own: cancelling the writer's request must not strand a worker
@@ -914,12 +923,17 @@ class QueryExecutor:
             await asyncio.wait(reopening)
         self._prune()
 
-    def _taken(self, taking: asyncio.Future[Path]) -> None:
-        """A snapshot is written (or failed): pruning may list the directory again. One whose
-        refresh was cancelled is no one's, and goes with the next prune."""
-        self._taking -= 1
-        if not taking.cancelled():
-            taking.exception()  # retrieved: the waiting refresh() raises it, if still waiting
+    def _failed(self, taking: asyncio.Future[Path]) -> None:
+        """A snapshot that failed (or was cancelled) is no one's: pruning may list again. A
+        written one is released by refresh() once current, or by _orphaned."""
+        if taking.cancelled() or taking.exception() is not None:  # retrieved: refresh() raises
+            self._taking -= 1
+
+    def _orphaned(self, taking: asyncio.Future[Path]) -> None:
+        """A snapshot written for a refresh() that was cancelled meanwhile is no one's, and
+        goes with the next prune."""
+        if not taking.cancelled() and taking.exception() is None:
+            self._taking -= 1
 
     async def close(self) -> None:
         self._closed = True
