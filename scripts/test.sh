@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # The test command (README, .ci/run). First installs what the tests drive besides Python, then
 # runs the whole suite over the embedded store, then the tests that drive the service again
-# over `oxigraph serve` (but for OXIGRAPH_LEFT_OUT below), and the protocol, update, Graph Store, linked-data and W3C modules over
-# Virtuoso (pytest --backend, tests/conftest.py). Arguments go to every pytest run (e.g. -q,
-# -x). KG_SKIP_BROWSER=1 / KG_SKIP_VIRTUOSO=1 skip those parts, saying so. Exit status:
-# non-zero if an install or any pass failed.
+# over `oxigraph serve` (but for OXIGRAPH_LEFT_OUT below), and the protocol, update, Graph Store,
+# linked-data and W3C modules over Virtuoso (pytest --backend, tests/conftest.py). Each pass
+# runs its modules in parallel, one test process per core (pytest-xdist, a module stays in one
+# process), then the modules marked `serial` alone (their outcome depends on having the cores
+# to themselves: tests/conftest.py). Arguments go to every pytest run (e.g. -x).
+# KG_TEST_WORKERS sets the number of parallel processes (default: one per core; 0: none).
+# KG_SKIP_BROWSER=1 / KG_SKIP_VIRTUOSO=1 skip those parts, saying so. Exit status: non-zero if
+# an install or any pass failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 # what the tests drive besides Python (each script is idempotent: quick when present):
@@ -21,11 +25,23 @@ VIRTUOSO_MODULES=(
 )
 failed=()
 
-run() {  # run NAME ARGS...: one pytest pass, timed
-  local name=$1 started=$SECONDS
+workers=${KG_TEST_WORKERS:-logical}
+
+run() {  # run NAME ARGS...: one pass over a store (parallel part, then serial part), timed
+  local name=$1 started=$SECONDS parallel serial
   shift
-  echo "== tests over the $name store: pytest $*"
-  "$pytest" "$@" || failed+=("$name")
+  echo "== tests over the $name store: pytest $* (-n $workers -m 'not serial', then -m serial)"
+  "$pytest" -n "$workers" --dist loadfile -m "not serial" "$@"
+  parallel=$?
+  "$pytest" -p no:xdist -m serial "$@"
+  serial=$?
+  # 5: no test selected in that part (e.g. no serial module among those a backend runs)
+  if ((parallel == 5 && serial == 5)); then
+    echo "== $name: no test selected"
+    failed+=("$name")
+  elif ((parallel != 0 && parallel != 5 || serial != 0 && serial != 5)); then
+    failed+=("$name")
+  fi
   echo "== $name: $((SECONDS - started)) s"
 }
 

@@ -10,6 +10,10 @@ server per service). In such a run:
 - `@pytest.mark.embedded_only("reason")` tests are skipped with their reason (reported by -ra);
 - `@pytest.mark.backend_xfail("virtuoso", reason="…")` tests are strict xfails on the named
   backends: a documented backend difference (README, Backends) that must keep showing.
+
+`pytestmark = pytest.mark.serial("why")` marks a module that must not share the cores with
+another test process: scripts/test.sh runs the rest with pytest-xdist (`-m "not serial"`, one
+process per core), then these alone (`-m serial`).
 """
 
 from __future__ import annotations
@@ -83,6 +87,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "backend_xfail(*backends, reason): a documented difference of these remote "
         "backends (README, Backends): strict xfail there")
+    config.addinivalue_line(
+        "markers", "serial(reason): the module's outcome depends on having the cores to itself "
+        "(timing against limits of seconds, or load it drives); scripts/test.sh runs these "
+        "modules alone, after the others have run in parallel (pytest-xdist)")
     chosen = config.getoption("--backend")
     if chosen:
         os.environ["KG_TEST_BACKEND"] = chosen  # read by start_server, here and in subprocesses

@@ -14,6 +14,8 @@ import pytest
 
 from kg.sparql.channel import Channel, Deadline, Expired, frame
 
+pytestmark = pytest.mark.serial("deadlines of tens of milliseconds")
+
 
 def test_the_current_wait_fails_when_the_deadline_fires() -> None:
     async def scenario() -> None:

@@ -39,6 +39,11 @@ from kg.store.base import QueryJob
 from kg.store.embedded import EmbeddedStore
 from tests.server_process import BASE_IRI
 
+pytestmark = pytest.mark.serial(
+    "worker processes race queries of ~1-4 s against time limits of a few seconds; a second "
+    "test process on the same cores makes them miss"
+)
+
 SHORT_SLOW = "SELECT (COUNT(*) AS ?n) WHERE { ?a ?b ?c . ?d ?e ?f FILTER(?c != ?f) }"  # ~1 s
 LONGER = ("SELECT (COUNT(*) AS ?n) WHERE { ?a ?b ?c . ?d ?e ?f "
           "FILTER(?c != ?f && ?a != ?d) }")  # about twice SHORT_SLOW

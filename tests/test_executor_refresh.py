@@ -30,6 +30,8 @@ from kg.store.base import QueryJob
 from kg.store.embedded import EmbeddedStore
 from tests.server_process import BASE_IRI, start_server
 
+pytestmark = pytest.mark.serial("a query must still be running in a worker 0.1 s after it is sent")
+
 TOKEN = "refresh-token"
 GRAPH = f"{BASE_IRI}graph/refresh-test"
 # a cartesian product over the sample's default graph (~1.2M solutions): seconds of work, then

@@ -17,6 +17,10 @@ from hypothesis import strategies as st
 from tests.reliability_support import fingerprint
 from tests.server_process import ServerProcess, start_server
 
+pytestmark = pytest.mark.serial(
+    "schemathesis gives its generated cases one node id, which pytest-xdist runs once"
+)
+
 # SPARQL and RDF bodies are text: send them as text/plain's serializer does (as UTF-8 bytes)
 schemathesis.serializer.alias(
     ["application/sparql-query", "application/sparql-update", "application/n-triples"],

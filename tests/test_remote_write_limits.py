@@ -28,6 +28,8 @@ from tests.conftest import WRITE_TOKEN
 from tests.remote_servers import OXIGRAPH, Backend, publish, start_oxigraph
 from tests.server_process import BASE_IRI, ServerProcess
 
+pytestmark = pytest.mark.serial("measures how long a writer waits against limits of 2 s")
+
 AUTH = {"Authorization": f"Bearer {WRITE_TOKEN}", "Content-Type": "application/sparql-update"}
 CARTESIAN = ("INSERT { <http://ex/n> <http://ex/count> ?n } WHERE { SELECT (COUNT(*) AS ?n) "
              "WHERE { ?a ?b ?c . ?d ?e ?f . ?g ?h ?i . ?j ?k ?l } }")

@@ -24,6 +24,10 @@ from tests.conftest import WRITE_TOKEN
 from tests.remote_servers import OXIGRAPH, Backend, publish, start_oxigraph
 from tests.server_process import BASE_IRI, ServerProcess
 
+pytestmark = pytest.mark.serial(
+    "a write must commit within a 3 s limit while a relay delays others past it"
+)
+
 AUTH = {"Authorization": f"Bearer {WRITE_TOKEN}", "Content-Type": "application/sparql-update"}
 QUERY_TIMEOUT = 3.0
 SLOW = b"urn:test:slow"
