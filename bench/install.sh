@@ -13,7 +13,11 @@ PY="${PYTHON:-}"
 if [ -z "$PY" ]; then
   if [ -x .venv/bin/python ]; then PY=.venv/bin/python; else PY=python3; fi
 fi
-"$PY" -m pip install -q -e '.[bench]'
+# the `bench` extra, unless it is there already (pip would rebuild the editable install: ~1 min)
+if ! "$PY" -c 'import kg, rdflib_endpoint, psutil, matplotlib' 2>/dev/null \
+    || [ ! -x "$(dirname "$(command -v "$PY")")/oxigraph" ]; then
+  "$PY" -m pip install -q -e '.[bench]'
+fi
 wrk --version 2>&1 | head -1 || true
 # the `oxigraph` package is a command beside the interpreter, not an importable module
 OXIGRAPH="$(dirname "$(command -v "$PY")")/oxigraph"

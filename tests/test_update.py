@@ -249,6 +249,26 @@ def test_a_blank_node_in_two_graphs_is_one_node(writable_server: ServerProcess) 
                     f'GRAPH <{g2}> {{ ?b <http://ex/p> "x" }} FILTER(isBlank(?b)) }}')
 
 
+def test_blank_node_statements_leave_the_merge_with_their_last_graph(
+        writable_server: ServerProcess) -> None:
+    """The default graph is the merge of the named graphs: a blank-node statement removed from
+    every named graph that held it leaves the merge too (kg.store.default_graph.sync_update;
+    it stayed there before), and one another graph still holds stays."""
+    g1, g2, p, url = fresh(), fresh(), fresh(), writable_server.url
+    in_merge = f'ASK {{ ?b <{p}> "%s" FILTER(isBlank(?b)) }}'
+    response = update(url, f'INSERT DATA {{ GRAPH <{g1}> {{ _:a <{p}> "one" . _:b <{p}> "two" }} '
+                           f'GRAPH <{g2}> {{ _:b <{p}> "two" }} }}')
+    assert response.status_code == 204, response.text
+    assert ask(url, in_merge % "one") and ask(url, in_merge % "two")
+    response = update(url, f"DELETE WHERE {{ GRAPH <{g1}> {{ ?b <{p}> ?o }} }}")
+    assert response.status_code == 204, response.text
+    assert not ask(url, in_merge % "one")
+    assert ask(url, in_merge % "two")  # <g2> still holds it
+    assert update(url, f"DROP GRAPH <{g2}>").status_code == 204
+    assert not ask(url, in_merge % "two")
+    assert not ask(url, f"ASK {{ ?s <{p}> ?o }}")
+
+
 def test_a_change_of_thousands_of_statements(writable_server: ServerProcess) -> None:
     """Over Virtuoso the change goes in operations of kg.store.remote_writes.CHUNK statements
     (its compiler fails on an INSERT DATA of ~5,500); here 1,500 added, then removed."""

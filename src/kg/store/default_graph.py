@@ -31,36 +31,52 @@ def _ground(quad: ox.Quad) -> bool:
     return not any(isinstance(t, (ox.BlankNode, ox.Triple)) for t in (quad.subject, quad.object))
 
 
+def _chunks(items: list[ox.Quad], size: int | None) -> Iterator[list[ox.Quad]]:
+    step = size or max(len(items), 1)
+    for start in range(0, len(items), step):
+        yield items[start:start + step]
+
+
 def _values(quads: Iterable[ox.Quad]) -> str:
     return " ".join(f"({q.subject} {q.predicate} {q.object})" for q in quads)
 
 
-def sync_update(added: Iterable[ox.Quad], removed: Iterable[ox.Quad]) -> str:
+def sync_update(added: Iterable[ox.Quad], removed: Iterable[ox.Quad],
+                merge: ox.NamedNode | None = None, chunk: int | None = None) -> str:
     """SPARQL Update operations that carry a named-graph delta into the merged default graph.
 
-    Appended to the client's update and run in the same atomic `Store.update` call. Added
-    triples join the default graph; a removed triple leaves it only when no named graph still
-    holds it. Blank-node triples cannot be written in VALUES: those of an affected graph are
-    copied by pattern instead (removal of blank-node triples from the merge is not tracked).
+    Appended to the client's update and run in the same atomic request. Added triples join the
+    merge; a removed triple leaves it only when no named graph still holds it. Blank-node
+    triples cannot be written in VALUES: those of an affected graph are copied by pattern, and
+    on removal the merge's blank-node triples of each predicate involved that no named graph
+    holds any more are deleted by pattern (a blank node is one node in its graph and the merge,
+    so the pattern finds exactly the statements gone). `merge`: the merge is this named graph
+    (Virtuoso: there `GRAPH ?g` would see the merge itself, so it is excluded explicitly).
+    `chunk`: at most this many statements per VALUES (Virtuoso's compiler fails on ~10,000).
     """
-    named_added = [q for q in added if isinstance(q.graph_name, ox.NamedNode)]
-    named_removed = [q for q in removed if isinstance(q.graph_name, ox.NamedNode)]
+    named_added = [q for q in added
+                   if isinstance(q.graph_name, ox.NamedNode) and q.graph_name != merge]
+    named_removed = [q for q in removed
+                     if isinstance(q.graph_name, ox.NamedNode) and q.graph_name != merge]
+
+    def into(pattern: str) -> str:
+        return f"GRAPH {merge} {{ {pattern} }}" if merge is not None else pattern
+
+    elsewhere = f"FILTER(?g != {merge})" if merge is not None else ""
     operations: list[str] = []
-    ground_added = [q for q in named_added if _ground(q)]
-    if ground_added:
-        operations.append(
-            "INSERT { ?s ?p ?o } WHERE { VALUES (?s ?p ?o) { " + _values(ground_added) + " } }"
-        )
+    for part in _chunks([q for q in named_added if _ground(q)], chunk):
+        operations.append(f"INSERT {{ {into('?s ?p ?o')} }} WHERE {{ "
+                          f"VALUES (?s ?p ?o) {{ {_values(part)} }} }}")
     for graph in sorted({q.graph_name.value for q in named_added if not _ground(q)}):
-        operations.append(
-            f"INSERT {{ ?s ?p ?o }} WHERE {{ GRAPH <{graph}> {{ ?s ?p ?o }} "
-            "FILTER(isBlank(?s) || isBlank(?o)) }"
-        )
-    ground_removed = [q for q in named_removed if _ground(q)]
-    if ground_removed:
-        operations.append(
-            "DELETE { ?s ?p ?o } WHERE { VALUES (?s ?p ?o) { "
-            + _values(ground_removed)
-            + " } FILTER NOT EXISTS { GRAPH ?g { ?s ?p ?o } } }"
-        )
+        operations.append(f"INSERT {{ {into('?s ?p ?o')} }} WHERE {{ GRAPH <{graph}> "
+                          "{ ?s ?p ?o } FILTER(isBlank(?s) || isBlank(?o)) }")
+    for part in _chunks([q for q in named_removed if _ground(q)], chunk):
+        operations.append(f"DELETE {{ {into('?s ?p ?o')} }} WHERE {{ "
+                          f"VALUES (?s ?p ?o) {{ {_values(part)} }} "
+                          f"FILTER NOT EXISTS {{ GRAPH ?g {{ ?s ?p ?o }} {elsewhere} }} }}")
+    for predicate in sorted({str(q.predicate) for q in named_removed if not _ground(q)}):
+        triple = f"?s {predicate} ?o"
+        operations.append(f"DELETE {{ {into(triple)} }} WHERE {{ {into(triple)} "
+                          "FILTER(isBlank(?s) || isBlank(?o)) "
+                          f"FILTER NOT EXISTS {{ GRAPH ?g {{ {triple} }} {elsewhere} }} }}")
     return " ;\n".join(operations)

@@ -49,7 +49,7 @@ import rdflib
 
 from kg.errors import BackendUnanswered, NotFound, WritesBusy
 from kg.sparql import guard
-from kg.store import rehearsal
+from kg.store import default_graph, rehearsal
 from kg.store.rehearsal_process import REHEARSER
 from kg.store.update_scope import Scope
 from kg.store.writes import (
@@ -165,34 +165,6 @@ def blank_nodes(quads: Iterable[ox.Quad]) -> set[ox.BlankNode]:
     return {t for q in quads for t in (q.subject, q.object) if isinstance(t, ox.BlankNode)}
 
 
-def _ground(quad: ox.Quad) -> bool:
-    return not any(isinstance(t, (ox.BlankNode, ox.Triple)) for t in (quad.subject, quad.object))
-
-
-def sync_ops(added: Iterable[ox.Quad], removed: Iterable[ox.Quad],
-             merge: ox.NamedNode | None) -> str:
-    """kg.store.default_graph.sync_update, with the merge in `merge` when it is a named graph
-    (Virtuoso): there `GRAPH ?g` would see the merge itself, so it is excluded explicitly."""
-    named_added = [q for q in added
-                   if isinstance(q.graph_name, ox.NamedNode) and q.graph_name != merge]
-    named_removed = [q for q in removed
-                     if isinstance(q.graph_name, ox.NamedNode) and q.graph_name != merge]
-    into = (f"GRAPH {merge} {{ ?s ?p ?o }}" if merge is not None else "?s ?p ?o")
-    not_merge = f"FILTER(?g != {merge})" if merge is not None else ""
-    ops: list[str] = []
-    for ground in _chunks([q for q in named_added if _ground(q)]):
-        values = " ".join(f"({q.subject} {q.predicate} {q.object})" for q in ground)
-        ops.append(f"INSERT {{ {into} }} WHERE {{ VALUES (?s ?p ?o) {{ {values} }} }}")
-    for graph in sorted({q.graph_name.value for q in named_added if not _ground(q)}):
-        ops.append(f"INSERT {{ {into} }} WHERE {{ GRAPH <{graph}> {{ ?s ?p ?o }} "
-                   "FILTER(isBlank(?s) || isBlank(?o)) }")
-    for ground in _chunks([q for q in named_removed if _ground(q)]):
-        values = " ".join(f"({q.subject} {q.predicate} {q.object})" for q in ground)
-        ops.append(f"DELETE {{ {into} }} WHERE {{ VALUES (?s ?p ?o) {{ {values} }} "
-                   f"FILTER NOT EXISTS {{ GRAPH ?g {{ ?s ?p ?o }} {not_merge} }} }}")
-    return " ;\n".join(ops)
-
-
 def _ntriples(triples: Iterable[Triple]) -> bytes:
     return ox.serialize([ox.Triple(*t) for t in triples], format=ox.RdfFormat.N_TRIPLES) or b""
 
@@ -282,8 +254,8 @@ def transact(
     # no quad changed (a graph created or dropped empty): the client's text, made SILENT
     replay = (replay_ops(added, removed, stored, merge)
               if merge is not None and (added or removed) else None)
-    parts = [replay if replay is not None else text, sync_ops(added, removed, merge),
-             store.version_ops(version)]
+    parts = [replay if replay is not None else text,
+             default_graph.sync_update(added, removed, merge, CHUNK), store.version_ops(version)]
     reached = {g.value for g in before_graphs | after_graphs}  # for DROP ALL on Virtuoso
     try:
         if replay is None and merge is not None and _reads_or_writes_default(
