@@ -5,7 +5,8 @@
 # linked-data and W3C modules over Virtuoso (pytest --backend, tests/conftest.py). Each pass
 # runs its modules in parallel, one test process per core (pytest-xdist, a module stays in one
 # process), then the modules marked `serial` alone (their outcome depends on having the cores
-# to themselves: tests/conftest.py). Arguments go to every pytest run (e.g. -x).
+# to themselves: tests/conftest.py). Arguments go to every pytest run: options (-x),
+# not paths (plain .venv/bin/pytest runs chosen modules).
 # KG_TEST_WORKERS sets the number of parallel processes (default: one per core; 0: none).
 # KG_SKIP_BROWSER=1 / KG_SKIP_VIRTUOSO=1 skip those parts, saying so. Exit status: non-zero if
 # an install or any pass failed.
@@ -26,15 +27,30 @@ VIRTUOSO_MODULES=(
 failed=()
 
 workers=${KG_TEST_WORKERS:-logical}
+# the modules marked serial (tests/conftest.py): the serial part collects only these
+mapfile -t SERIAL_MODULES < <(grep -l '^pytestmark = pytest.mark.serial' tests/test_*.py)
 
-run() {  # run NAME ARGS...: one pass over a store (parallel part, then serial part), timed
-  local name=$1 started=$SECONDS parallel serial
-  shift
-  echo "== tests over the $name store: pytest $* (-n $workers -m 'not serial', then -m serial)"
-  "$pytest" -n "$workers" --dist loadfile -m "not serial" "$@"
+run() {  # run NAME MODULES-ARRAY LEFT-OUT-ARRAY ARGS...: one pass over a store, its modules
+  # (all when MODULES is empty, but LEFT-OUT) in parallel, then the serial ones alone; timed
+  local name=$1 started=$SECONDS parallel=0 serial=5 module
+  local -n modules=$2 left_out=$3
+  shift 3
+  local alone=() ignored=()
+  for module in "${left_out[@]}"; do ignored+=("--ignore=$module"); done
+  for module in "${SERIAL_MODULES[@]}"; do
+    if { ((${#modules[@]} == 0)) || [[ " ${modules[*]} " == *" $module "* ]]; } \
+        && [[ " ${left_out[*]} " != *" $module "* ]]; then
+      alone+=("$module")  # (a path named on the command line escapes --ignore)
+    fi
+  done
+  echo "== tests over the $name store: pytest $* ${modules[*]} ${ignored[*]}" \
+    "(-n $workers -m 'not serial', then -m serial: ${alone[*]:-none})"
+  "$pytest" -n "$workers" --dist loadfile -m "not serial" "$@" "${ignored[@]}" "${modules[@]}"
   parallel=$?
-  "$pytest" -p no:xdist -m serial "$@"
-  serial=$?
+  if ((${#alone[@]})); then
+    "$pytest" -p no:xdist -m serial "$@" "${alone[@]}"
+    serial=$?
+  fi
   # 5: no test selected in that part (e.g. no serial module among those a backend runs)
   if ((parallel == 5 && serial == 5)); then
     echo "== $name: no test selected"
@@ -46,19 +62,23 @@ run() {  # run NAME ARGS...: one pass over a store (parallel part, then serial p
 }
 
 # left out of the oxigraph pass, as their subject does not depend on the store behind the
-# service (CI time: ~75 s of its ~310 s on a slow day): junk HTTP, RDF uploads and schema-made
-# requests (refused or parsed before the store is reached), the short load test, and the W3C
-# query suite (oxigraph serve runs the same engine it is compared with). fuzz_sparql stays.
+# service, or another module covers it there: junk HTTP, RDF uploads and schema-made
+# requests (refused or parsed before the store is reached), credentials (checked before it),
+# the short load test, the notebook (a client of the service), the W3C query suite (oxigraph
+# serve runs the same engine it is compared with), and the competency queries
+# (tests/test_remote_competency.py runs them over oxigraph serve in the embedded pass).
+# fuzz_sparql stays. CI time: ~75 s of the pass's ~310 s on a slow day, before the last three.
 OXIGRAPH_LEFT_OUT=(
-  --ignore=tests/test_fuzz_http.py --ignore=tests/test_fuzz_rdf.py
-  --ignore=tests/test_fuzz_schema.py --ignore=tests/test_load_short.py
-  --ignore=tests/test_w3c_query.py
+  tests/test_fuzz_http.py tests/test_fuzz_rdf.py tests/test_fuzz_schema.py
+  tests/test_load_short.py tests/test_w3c_query.py tests/test_access_control.py
+  tests/test_notebook.py tests/test_competency_queries.py
 )
+NONE=()
 
-run embedded "$@"
-run oxigraph --backend=oxigraph "$@" "${OXIGRAPH_LEFT_OUT[@]}"
+run embedded NONE NONE "$@"
+run oxigraph NONE OXIGRAPH_LEFT_OUT --backend=oxigraph "$@"
 if command -v virtuoso-t >/dev/null 2>&1; then
-  run virtuoso --backend=virtuoso "$@" "${VIRTUOSO_MODULES[@]}"
+  run virtuoso VIRTUOSO_MODULES NONE --backend=virtuoso "$@"
 else
   echo "== virtuoso: virtuoso-t not installed (scripts/install_virtuoso.sh): pass skipped"
 fi
