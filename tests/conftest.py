@@ -91,6 +91,10 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", "serial(reason): the module's outcome depends on having the cores to itself "
         "(timing against limits of seconds, or load it drives); scripts/test.sh runs these "
         "modules alone, after the others have run in parallel (pytest-xdist)")
+    if config.pluginmanager.hasplugin("xdist"):  # -p no:xdist leaves its hooks unknown
+        from tests.xdist_scheduling import SchedulingPlugin
+
+        config.pluginmanager.register(SchedulingPlugin(), "kg-scheduling")
     chosen = config.getoption("--backend")
     if chosen:
         os.environ["KG_TEST_BACKEND"] = chosen  # read by start_server, here and in subprocesses

@@ -15,10 +15,6 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.serial(
-    "drives servers with wrk: load, and the table it writes, depend on the cores it has"
-)
-
 ROOT = Path(__file__).resolve().parents[1]
 EXPECTED_COLUMNS = [
     "kind", "mode", "server", "req/s", "× oxigraph", "p50 ms", "p99 ms", "errors", "results",

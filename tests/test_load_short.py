@@ -18,10 +18,6 @@ from bench.load import run_load
 from kg.config import Settings
 from tests.server_process import BASE_IRI, ServerProcess, start_server
 
-pytestmark = pytest.mark.serial(
-    "drives the service with concurrent clients against a 4 s query limit"
-)
-
 TOKEN = "load-token"
 
 
