@@ -13,7 +13,8 @@ server per service). In such a run:
 
 `pytestmark = pytest.mark.serial("why")` marks a module that must not share the cores with
 another test process: scripts/test.sh runs the rest with pytest-xdist (`-m "not serial"`, one
-process per core), then these alone (`-m serial`).
+process per core; tests/xdist_scheduling.py keeps a module in one process and the modules
+that load the machine in one after another), then these alone (`-m serial`).
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "backends (README, Backends): strict xfail there")
     config.addinivalue_line(
         "markers", "serial(reason): the module's outcome depends on having the cores to itself "
-        "(timing against limits of seconds, or load it drives); scripts/test.sh runs these "
+        "(timing against limits of seconds, measured waits); scripts/test.sh runs these "
         "modules alone, after the others have run in parallel (pytest-xdist)")
     if config.pluginmanager.hasplugin("xdist"):  # -p no:xdist leaves its hooks unknown
         from tests.xdist_scheduling import SchedulingPlugin
