@@ -148,7 +148,7 @@ Charset = UTF-8
 [SPARQL]
 ResultSetMaxRows = 1000000
 MaxQueryCostEstimationTime = 0
-MaxQueryExecutionTime = 10
+MaxQueryExecutionTime = {max_seconds}
 MaxConstructTriples = 1000000
 """
 
@@ -165,13 +165,15 @@ def isql(sql_port: int, statements: str) -> str:
     return result.stdout
 
 
-def start_virtuoso(workdir: Path) -> Backend:
+def start_virtuoso(workdir: Path, max_seconds: int = 10) -> Backend:
+    """`max_seconds`: MaxQueryExecutionTime, which also times out an update's transaction."""
     assert VIRTUOSO, "virtuoso-t is not installed (scripts/install_virtuoso.sh)"
     db = workdir / "db"
     db.mkdir(parents=True, exist_ok=True)
     sql_port, http_port = free_port(), free_port()
     ini = workdir / "virtuoso.ini"
-    ini.write_text(VIRTUOSO_INI.format(db=db, sql_port=sql_port, http_port=http_port))
+    ini.write_text(VIRTUOSO_INI.format(db=db, sql_port=sql_port, http_port=http_port,
+                                       max_seconds=max_seconds))
     args = [VIRTUOSO, "+foreground", "+configfile", str(ini)]
     log = (workdir / "server.log").open("ab")
     process = subprocess.Popen(args, cwd=workdir, stdout=log, stderr=subprocess.STDOUT)
