@@ -25,15 +25,19 @@ import io
 import json
 import select
 import shutil
+import signal
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pyoxigraph as ox
 import pytest
 
 from kg.config import Settings
 from kg.errors import QueryTimeout
+from kg.sparql import executor as executor_module
 from kg.sparql.executor import QueryExecutor
 from kg.store.base import QueryJob
 from kg.store.embedded import EmbeddedStore
@@ -59,11 +63,19 @@ def bindings(body: bytes) -> list[dict[str, object]]:
     return json.loads(body)["results"]["bindings"]
 
 
+_EXPECTED: dict[str, list[dict[str, object]]] = {}
+
+
 def expected(store_path: Path, text: str) -> list[dict[str, object]]:
-    store = ox.Store.read_only(str(store_path))
-    out = io.BytesIO()
-    store.query(text).serialize(out, ox.QueryResultsFormat.JSON)  # type: ignore[union-attr]
-    return bindings(out.getvalue())
+    """The answer of the store read directly. Remembered by text: every test runs on a copy of
+    the same sample store and none writes, and a read-only open costs ~50-100 ms (some tests
+    check 120 answers)."""
+    if text not in _EXPECTED:
+        store = ox.Store.read_only(str(store_path))
+        out = io.BytesIO()
+        store.query(text).serialize(out, ox.QueryResultsFormat.JSON)  # type: ignore[union-attr]
+        _EXPECTED[text] = bindings(out.getvalue())
+    return _EXPECTED[text]
 
 
 Body = Callable[[QueryExecutor, Path], Awaitable[None]]
@@ -178,6 +190,49 @@ def test_a_queued_job_runs_after_the_query_ahead_times_out(sample_store: Path,
         assert spool_files(executor) == []
 
     with_executor(sample_store, tmp_path, body, workers=1, timeout=3.0)
+
+
+def test_closing_while_a_replacement_starts_leaves_no_worker_behind(
+        sample_store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """close() right after a time-out, while the killed worker's replacement is starting: the
+    new process is stopped too (found when a test run ended with a forkserver child failing
+    to rebuild the lock of an executor already gone: the replacement outlived close())."""
+    started: list[executor_module._Worker] = []
+    replacing, proceed = threading.Event(), threading.Event()
+
+    class Recorded(executor_module._Worker):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            if started:  # the replacement: held until close() has begun
+                replacing.set()
+                assert proceed.wait(10)
+            super().__init__(*args, **kwargs)
+            started.append(self)
+
+    monkeypatch.setattr(executor_module, "_Worker", Recorded)
+
+    async def main() -> None:
+        shutil.copytree(sample_store, tmp_path / "store")
+        settings = Settings(store_path=tmp_path / "store", base_iri=BASE_IRI, query_workers=1,
+                            query_timeout=1.0, query_reserve_workers=0)
+        store = EmbeddedStore(tmp_path / "store")
+        executor = QueryExecutor(settings, store)
+        await executor.start()
+        try:
+            with pytest.raises(QueryTimeout):
+                await executor.execute(QueryJob(ENDLESS, "json"))
+            assert await asyncio.to_thread(replacing.wait, 10)
+        finally:
+            closing = asyncio.create_task(executor.close())
+            await asyncio.sleep(0.2)
+            proceed.set()
+            await closing
+            store.close()
+
+    asyncio.run(main())
+    assert len(started) == 2  # the first worker and its replacement
+    for worker in started:  # both stopped by the executor: asked to (0) or killed
+        worker.process.join(5)
+        assert worker.process.exitcode in (0, -signal.SIGKILL), worker.process
 
 
 def test_a_caller_that_gives_up_while_queued_leaves_nothing_behind(sample_store: Path,

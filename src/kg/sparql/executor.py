@@ -117,6 +117,7 @@ INLINE_LIMIT = 256 * 1024  # results up to this size travel over the pipe
 MAX_RESULT_BYTES = 1 << 30  # the default of settings.max_result_bytes (remote results use it)
 WORKER_MEMORY_LIMIT = 4 << 30  # RLIMIT_DATA of a worker: a runaway sort fails alone
 START_TIMEOUT = 60.0
+CLOSE_WAIT = 10.0  # close() waits this long for background work (a replacement starting)
 # pipelining (see the module docstring): a job may queue in the pipe of a worker whose current
 # job started less than this ago; one queued there longer than STEAL_AFTER moves to a free worker
 QUEUE_BEHIND_YOUNGER_THAN = 0.002
@@ -329,6 +330,8 @@ class QueryExecutor:
                     _Worker, self._ctx, snapshot, name, self._config, reserve)
             except OSError as exc:  # no process (limits, memory): the caller may retry
                 raise BackendUnavailable(f"a query worker could not start: {exc!r}") from exc
+            if self._closed:  # closed while it started: it must not outlive the executor
+                await self._discard(worker)
             self._workers.add(worker)
             self.spawned += 1
             try:
@@ -345,8 +348,17 @@ class QueryExecutor:
             self._workers.discard(worker)
             worker.kill()
             raise BackendUnavailable(f"unexpected message from a query worker: {message!r}")
+        if self._closed:
+            await self._discard(worker)
         worker.watch()
         return worker
+
+    async def _discard(self, worker: _Worker) -> NoReturn:
+        """Stop a worker that started after close() (a replacement under way then)."""
+        self._workers.discard(worker)
+        worker.kill()
+        await asyncio.to_thread(worker.process.join, 1)
+        raise BackendUnavailable("the query executor is closed")
 
     def _replace(self, dead: _Worker) -> None:
         """Kill a worker and start its replacement in the background (once per worker). A job
@@ -380,6 +392,8 @@ class QueryExecutor:
                 try:
                     fresh = await self._spawn(self._snapshot, reserve=dead.reserve)
                 except BackendUnavailable:
+                    if self._closed:
+                        return
                     log.exception("could not replace a query worker (attempt %d/3)", attempt + 1)
                     await asyncio.sleep(1.0)
                     continue
@@ -952,6 +966,14 @@ class QueryExecutor:
         workers = list(self._workers)
         self._workers.clear()
         await asyncio.gather(*(w.stop() for w in workers), return_exceptions=True)
+        # what runs in the background ends now its workers are gone; a replacement under way
+        # stops its new process itself (_spawn). Cancelled, that one would leak: the thread
+        # starting it runs on, and the process could outlive the lock it was given.
+        pending = [task for task in self._tasks if not task.done()]
+        if pending:
+            _done, late = await asyncio.wait(pending, timeout=CLOSE_WAIT)
+            for task in late:
+                task.cancel()
         shutil.rmtree(self._spool_dir, ignore_errors=True)
 
 
