@@ -19,6 +19,7 @@ that load the machine in one after another), then these alone (`-m serial`).
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 from collections.abc import Iterator
@@ -148,19 +149,28 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(scope="session")
-def real_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The real corpus built once per session (base http://localhost:8000/), in a tmp layout."""
+def real_store(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
+    """The real corpus built once per test run (base http://localhost:8000/), in a tmp layout;
+    open it read-only or copy it. The xdist processes of a run share one build (~10 s of CPU
+    on a slow day): the first to take the lock builds, the others wait for it."""
     from kg import paths
     from kg.build import Layout, build
     from kg.config import Settings
 
-    root = tmp_path_factory.mktemp("realbuild")
+    base = tmp_path_factory.getbasetemp()
+    root = (base if worker_id == "master" else base.parent) / "realbuild"
     settings = Settings(
         base_iri="http://localhost:8000/",
         store_path=root / "var" / "store",
         dumps_dir=root / "var" / "dumps",
     )
-    build(settings, Layout(paths.project_root()))
+    with open(f"{root}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        done = root / "built"
+        if not done.exists():
+            shutil.rmtree(root, ignore_errors=True)  # a build that failed half-way
+            build(settings, Layout(paths.project_root()))
+            done.touch()
     return settings.store_path.resolve()
 
 
