@@ -8,8 +8,8 @@
 # to themselves: tests/conftest.py). Arguments go to every pytest run: options (-x),
 # not paths (plain .venv/bin/pytest runs chosen modules).
 # KG_TEST_WORKERS sets the number of parallel processes (default: one per core; 0: none).
-# KG_SKIP_BROWSER=1 / KG_SKIP_VIRTUOSO=1 skip those parts, saying so. Exit status: non-zero if
-# an install or any pass failed.
+# KG_SKIP_BROWSER=1 / KG_SKIP_VIRTUOSO=1 skip those parts (install, tests, the Virtuoso pass),
+# saying so. Exit status: non-zero if an install or any pass failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 # what the tests drive besides Python (each script is idempotent: quick when present):
@@ -77,7 +77,9 @@ NONE=()
 
 run embedded NONE NONE "$@"
 run oxigraph NONE OXIGRAPH_LEFT_OUT --backend=oxigraph "$@"
-if command -v virtuoso-t >/dev/null 2>&1; then
+if [[ "${KG_SKIP_VIRTUOSO:-}" == 1 ]]; then
+  echo "== virtuoso: KG_SKIP_VIRTUOSO=1: pass skipped"
+elif command -v virtuoso-t >/dev/null 2>&1; then
   run virtuoso VIRTUOSO_MODULES NONE --backend=virtuoso "$@"
 else
   echo "== virtuoso: virtuoso-t not installed (scripts/install_virtuoso.sh): pass skipped"

@@ -51,7 +51,7 @@ def _publish(env: dict[str, str], store: Path) -> subprocess.CompletedProcess[st
 def deployment(request: pytest.FixtureRequest, sample_store: Path,
                tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     if request.param == "virtuoso" and not VIRTUOSO:
-        pytest.skip("virtuoso-t not installed (scripts/install_virtuoso.sh)")
+        pytest.skip("virtuoso-t not installed (scripts/install_virtuoso.sh) or KG_SKIP_VIRTUOSO=1")
     if request.param == "oxigraph" and not OXIGRAPH:
         pytest.skip("the oxigraph CLI (PyPI oxigraph) is not installed")
     work = tmp_path_factory.mktemp(request.param)

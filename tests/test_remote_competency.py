@@ -72,7 +72,7 @@ def _predicted(store: Path, dialect: str) -> list[Merge]:
 def service(request: pytest.FixtureRequest, real_store: Path,
             tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
     if request.param == "virtuoso" and not VIRTUOSO:
-        pytest.skip("virtuoso-t not installed (scripts/install_virtuoso.sh)")
+        pytest.skip("virtuoso-t not installed (scripts/install_virtuoso.sh) or KG_SKIP_VIRTUOSO=1")
     if request.param == "oxigraph" and not OXIGRAPH:
         pytest.skip("the oxigraph CLI (PyPI oxigraph) is not installed")
     work = tmp_path_factory.mktemp(f"competency-{request.param}")

@@ -1,5 +1,5 @@
-"""The kg command line: build, validate, query, serve, publish, stats, export (thin over kg.build
-and kg.store)."""
+"""The kg command line: build, validate, query, serve, publish, stats, export, backup, restore
+(thin over kg.build and kg.store)."""
 
 from __future__ import annotations
 
