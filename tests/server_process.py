@@ -10,6 +10,7 @@ KG_STORE_URL (tests/test_remote_*.py) is left as it is.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -19,7 +20,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pyoxigraph as ox
@@ -97,6 +98,27 @@ class ServerProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def log_size(self) -> int:
+        """Where the log ends now: what a test writes after it is read from here."""
+        return self.log_path.stat().st_size
+
+    def access_entries(self, path: str, count: int, since: int,
+                       timeout: float = 10.0) -> list[dict[str, Any]]:
+        """The JSON access-log entries for `path` written after byte `since`, once there are
+        `count` of them (the log is written after the response: a test that checked it at
+        once could look before its own requests are in, and find nothing to object to)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.log_path.read_bytes()[since:].decode(errors="replace")
+            entries = [json.loads(line) for line in text.splitlines()
+                       if line.startswith("{") and '"path"' in line]
+            entries = [e for e in entries if e.get("path") == path]
+            if len(entries) >= count:
+                return entries
+            assert time.monotonic() < deadline, (
+                f"{len(entries)} of {count} requests to {path} logged in {timeout:g} s")
+            time.sleep(0.05)
 
 
 def start_server(store_path: Path, log_dir: Path, **env: str) -> ServerProcess:

@@ -153,14 +153,12 @@ def test_a_job_queued_behind_a_long_query_moves_to_a_worker_that_frees_up(
         await running(executor, 1)
         endless = asyncio.create_task(executor.execute(QueryJob(ENDLESS, "json")))
         await running(executor, 2)
-        started = time.monotonic()
         quick = await executor.execute(QueryJob(small(5), "json"))  # queued behind ENDLESS
-        waited = time.monotonic() - started
         assert quick.inline is not None
         assert bindings(quick.inline) == expected(store_path, small(5))
         assert executor.queued_jobs == 1 and executor.stolen_jobs == 1
+        # answered before ENDLESS's time limit: it was taken by SHORT_SLOW's worker once free
         assert not endless.done(), "the quick query waited for the endless one"
-        assert waited < 5.0  # it waited for SHORT_SLOW's worker, not for the time limit
         assert (await short).inline is not None
         with pytest.raises(QueryTimeout):
             await endless  # its worker is killed; the copy queued behind it goes with it
@@ -421,16 +419,14 @@ def test_a_reserve_worker_takes_the_queries_a_long_one_would_hold_up(
         endless = asyncio.create_task(executor.execute(QueryJob(ENDLESS, "json")))
         await running(executor, 1)
         assert other.running_since is not None and reserve.running_since is None  # type: ignore[attr-defined]
-        started = time.monotonic()
         first = await executor.execute(QueryJob(small(3), "json"))  # waits reserve_after at most
         texts = [small(n) for n in range(4, 14)]  # the other worker is held: no wait now
         rest = await asyncio.gather(*(executor.execute(QueryJob(t, "json")) for t in texts))
-        waited = time.monotonic() - started
         for text, result in zip([small(3), *texts], [first, *rest], strict=True):
             assert result.inline is not None
             assert bindings(result.inline) == expected(store_path, text)
+        # all answered before ENDLESS's time limit, so none waited for its worker
         assert not endless.done(), "the small queries waited for the endless one"
-        assert waited < 4.0
         assert reserve.jobs == 11 and other.jobs == 1  # type: ignore[attr-defined]
         with pytest.raises(QueryTimeout):
             await endless

@@ -140,10 +140,16 @@ def test_put_get_post_delete_cycle(writable_server: ServerProcess) -> None:
 
 
 def test_post_to_a_new_graph_is_201(writable_server: ServerProcess) -> None:
-    response = httpx.post(f"{writable_server.url}/rdf-graphs", params={"graph": new_graph()},
+    graph = new_graph()
+    response = httpx.post(f"{writable_server.url}/rdf-graphs", params={"graph": graph},
                           content=b"<http://ex/s> <http://ex/p> 1 .",
                           headers={"Content-Type": TURTLE, **AUTH})
     assert response.status_code == 201
+    back = get(writable_server.url, graph)
+    assert back.status_code == 200
+    assert triples(back) == {ox.Triple(ox.NamedNode("http://ex/s"), ox.NamedNode("http://ex/p"),
+                                       ox.Literal("1", datatype=ox.NamedNode(
+                                           "http://www.w3.org/2001/XMLSchema#integer")))}
 
 
 def test_post_to_the_collection_creates_a_graph(writable_server: ServerProcess) -> None:

@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from tests.conftest import WRITE_TOKEN
+from tests.reliability_support import loopback_canary
 from tests.remote_servers import OXIGRAPH, VIRTUOSO, Backend, start_oxigraph, start_virtuoso
 from tests.server_process import BASE_IRI, ServerProcess, free_port, start_server
 
@@ -149,9 +150,13 @@ def test_syntax_error_is_400(deployment: Deployment) -> None:
 
 
 def test_service_refused_before_sending(deployment: Deployment) -> None:
-    response = _select(deployment.a.url,
-                       "SELECT * WHERE { SERVICE <http://127.0.0.1:9/x> { ?s ?p ?o } }")
-    assert response.status_code == 403
+    """Refused by kg's guard: neither kg nor the backend behind it connects to the URL."""
+    with loopback_canary() as canary:
+        response = _select(deployment.a.url, "SELECT * WHERE { SERVICE "
+                           f"<http://127.0.0.1:{canary.port}/x> {{ ?s ?p ?o }} }}")
+        time.sleep(0.5)  # a connection the backend made would be recorded by now
+    assert response.status_code == 403, response.text
+    assert canary.hits == []
 
 
 def test_shacl_rejection_changes_nothing(deployment: Deployment) -> None:

@@ -65,6 +65,7 @@ def test_failing_fixture_violates_its_shape(shape: str):
 
 
 def test_shapes_use_relative_iris_resolved_against_the_base():
+    assert ONTO.shapes
     assert all(
         isinstance(q.subject, ox.BlankNode) or q.subject.value.startswith(BASE + "shapes#")
         for q in ONTO.shapes

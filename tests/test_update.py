@@ -154,8 +154,10 @@ def test_token_in_query_string_does_not_authorise(writable_server: ServerProcess
 
 
 def test_credential_is_not_logged(writable_server: ServerProcess) -> None:
+    since = writable_server.log_size()
     update(writable_server.url, insert(fresh()))
     update(writable_server.url, insert(fresh()), headers={"Authorization": "Bearer bad-secret"})
+    writable_server.access_entries("/sparql", 2, since)  # both requests are in the log
     log = writable_server.log()
     assert WRITE_TOKEN not in log and "bad-secret" not in log
 

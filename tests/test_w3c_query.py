@@ -20,7 +20,9 @@ Every answer is first compared exactly with pyoxigraph's own, in process on the 
 the service must answer as its engine does. Then with the W3C result, numeric and boolean
 literals by value (the engine stores canonical forms: "1" for "1.0"^^xsd:decimal). A case
 where the engine itself departs from the W3C result is an xfail showing both answers (the
-service cannot do better than its engine), so it passes again the day the engine is fixed.
+service cannot do better than its engine), but only for the cases named in ENGINE_DIVERGES:
+another divergent case fails, and a named one that agrees again fails too, asking to be
+taken off the list (the day the engine is fixed).
 A summary line `W3C query: N passed, M failed, K xfailed (of T)` ends the run.
 """
 
@@ -45,7 +47,7 @@ from rdflib.collection import Collection
 from rdflib.compare import isomorphic
 
 from tests.server_process import ServerProcess, start_server
-from tests.test_w3c_conformance import MF, SUITES, W3C_BASE
+from tests.test_w3c_conformance import MF, SUITES, W3C_BASE, require_suites
 
 QT = rdflib.Namespace("http://www.w3.org/2001/sw/DataAccess/tests/test-query#")
 RS = rdflib.Namespace("http://www.w3.org/2001/sw/DataAccess/tests/result-set#")
@@ -112,6 +114,16 @@ def collect() -> list[Case]:
 
 CASES = collect()
 OUTCOMES: Counter[str] = Counter()
+# where pyoxigraph 0.5.13 itself answers otherwise than the W3C result (the service must still
+# answer as its engine does): expected failures, each named, so that a case which starts to
+# diverge (data not loaded, say) fails instead of joining them, and one that stops is noticed
+ENGINE_DIVERGES = frozenset({
+    "aggregates:agg-groupconcat-04", "aggregates:agg-groupconcat-06",
+    "aggregates:agg-empty-group-count-graph", "bindings:graph", "functions:bnode01",
+    "negation:graph-minus", "property-path:zero_or_more_set_start",
+    "property-path:zero_or_more_set_end", "property-path:zero_or_one_set_start",
+    "property-path:zero_or_one_set_end", "csv-tsv-res:csv03", "csv-tsv-res:tsv03",
+})
 
 
 def _data_files() -> set[Path]:
@@ -448,9 +460,17 @@ def _run(case: Case, server: ServerProcess, engine: ox.Store) -> None:
     assert _same(served, own, ordered), (
         f"the service answers otherwise than its engine in process:\nservice:\n"
         f"{served.describe()}\nengine:\n{own.describe()}")
-    if not _same(served, expected, ordered, by_value=True):
-        pytest.xfail(f"pyoxigraph {ox.__version__} itself answers otherwise than the W3C "
-                     f"result:\nanswer:\n{_head(own)}\nW3C:\n{_head(expected)}")
+    case_id = f"{case.suite}:{case.name}"
+    if _same(served, expected, ordered, by_value=True):
+        assert case_id not in ENGINE_DIVERGES, (
+            f"{case_id} now answers as the W3C result: remove it from ENGINE_DIVERGES")
+        return
+    assert case_id in ENGINE_DIVERGES, (
+        f"the service and pyoxigraph {ox.__version__} answer otherwise than the W3C result, "
+        f"in a case not known to diverge:\nanswer:\n{own.describe()}\nW3C:\n"
+        f"{expected.describe()}")
+    pytest.xfail(f"pyoxigraph {ox.__version__} itself answers otherwise than the W3C "
+                 f"result:\nanswer:\n{_head(own)}\nW3C:\n{_head(expected)}")
 
 
 def _head(answer: Answer, lines: int = 8) -> str:
@@ -462,7 +482,6 @@ def _head(answer: Answer, lines: int = 8) -> str:
 
 def test_the_suites_are_all_here() -> None:
     """The manifests list what this module runs: a suite silently missing would pass."""
-    if not CASES:
-        pytest.skip(f"W3C test suites not found at {SUITES}")
+    require_suites(CASES, 240)
     assert {c.suite for c in CASES} == set(SUITE_DIRS)
     assert sum(c.result is not None for c in CASES) > 200

@@ -47,7 +47,7 @@ from kg.errors import (
 from kg.sparql import guard
 from tests.conftest import WRITE_TOKEN
 from tests.server_process import ServerProcess, start_server
-from tests.test_w3c_conformance import AUTH, MF, SUITES, W3C_BASE
+from tests.test_w3c_conformance import AUTH, MF, SUITES, W3C_BASE, require_suites
 
 SUITE_NAMES = ("syntax-query", "syntax-update-1", "syntax-update-2", "syntax-fed")
 KINDS = {  # test type → (operation, positive)
@@ -97,6 +97,10 @@ def collect() -> list[Case]:
 
 
 CASES = collect()
+
+
+def test_the_suites_are_all_here() -> None:
+    require_suites(CASES, 145)
 OUTCOMES: dict[str, Counter[str]] = {suite: Counter() for suite in SUITE_NAMES}
 _fresh = itertools.count()  # makes each snapshot query's text unique: never a cached answer
 

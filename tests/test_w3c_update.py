@@ -39,7 +39,7 @@ from rdflib.compare import isomorphic
 from kg.errors import ForbiddenOperation
 from tests.conftest import WRITE_TOKEN
 from tests.server_process import BASE_IRI, ServerProcess, start_server
-from tests.test_w3c_conformance import AUTH, MF, SUITES, W3C_BASE
+from tests.test_w3c_conformance import AUTH, MF, SUITES, W3C_BASE, require_suites
 from tests.test_w3c_syntax import _forbidden
 
 UT = rdflib.Namespace("http://www.w3.org/2009/sparql/tests/test-update#")
@@ -104,6 +104,10 @@ def collect() -> list[Case]:
 
 CASES = collect()
 OUTCOMES: Counter[str] = Counter()
+
+
+def test_the_suites_are_all_here() -> None:
+    require_suites(CASES, 90)
 
 
 @pytest.fixture(scope="module")
@@ -212,8 +216,10 @@ def _run(case: Case, client: httpx.Client) -> None:
     if "LOAD" in _forbidden(text) and r.status_code == ForbiddenOperation.status:
         assert r.json().get("operation") == "LOAD", r.text
         after_default, after_named = _state(client)
-        assert isomorphic(after_default, before_default) and after_named.keys() == \
-            before_named.keys(), "a refused LOAD changed the store"
+        assert isomorphic(after_default, before_default), "a refused LOAD changed the store"
+        assert sorted(after_named) == sorted(before_named), "a refused LOAD changed the store"
+        for name, graph in before_named.items():
+            assert isomorphic(after_named[name], graph), f"a refused LOAD changed <{name}>"
         return
     assert r.is_success, f"{r.status_code}: {r.text[:500]}"
     default, named = _state(client)

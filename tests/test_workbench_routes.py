@@ -89,7 +89,9 @@ def test_assets_are_served_locally(wb: ServerProcess, asset: str) -> None:
 def test_app_code_never_writes_html_from_data() -> None:
     """Our JS builds DOM with textContent; innerHTML/outerHTML/insertAdjacentHTML are banned."""
     app_dir = paths.ROOT / "src" / "kg" / "server" / "static" / "app"
-    for js in app_dir.glob("*.js"):
+    scripts = sorted(app_dir.glob("*.js"))
+    assert scripts, f"no scripts in {app_dir}"
+    for js in scripts:
         text = js.read_text()
         for banned in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write"):
             assert banned not in text, f"{js.name} uses {banned}"
