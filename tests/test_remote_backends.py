@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,7 +78,7 @@ def _select(url: str, query: str, **headers: str) -> httpx.Response:
 
 
 def _count(url: str) -> int:
-    response = _select(url, COUNT)
+    response = _select(url, f"{COUNT}\n# {uuid.uuid4()}")  # never from the response cache
     assert response.status_code == 200, response.text
     return int(response.json()["results"]["bindings"][0]["n"]["value"])
 

@@ -63,7 +63,9 @@ def ask(url: str, text: str) -> bool:
 
 def count(url: str) -> int:
     response = httpx.get(f"{url}/sparql", params={
-        "query": "SELECT (COUNT(*) AS ?n) WHERE { GRAPH ?g { ?s ?p ?o } }"},
+        # a text of its own each time: an answer from the response cache would hide a
+        # change that did not bump the store's version
+        "query": f"SELECT (COUNT(*) AS ?n) WHERE {{ GRAPH ?g {{ ?s ?p ?o }} }} # {uuid.uuid4()}"},
         headers={"Accept": "application/sparql-results+json"})
     return int(response.json()["results"]["bindings"][0]["n"]["value"])
 
