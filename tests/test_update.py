@@ -273,6 +273,28 @@ def test_blank_node_statements_leave_the_merge_with_their_last_graph(
     assert not ask(url, f"ASK {{ ?s <{p}> ?o }}")
 
 
+def test_statements_moved_into_the_default_graph_stay_there(
+        writable_server: ServerProcess) -> None:
+    """An update that takes statements out of a named graph and writes them into the default
+    graph itself (MOVE/ADD … TO DEFAULT, DELETE … INSERT) leaves them in the default graph:
+    the merge's sync must not delete what the update wrote there (MOVE <g> TO DEFAULT used to
+    end with the statements in no graph at all). A blank-node statement moved stays too."""
+    url = writable_server.url
+    for operation in ("MOVE <{g}> TO DEFAULT",
+                      "ADD <{g}> TO DEFAULT ; DROP GRAPH <{g}>",
+                      "DELETE {{ GRAPH <{g}> {{ ?s ?p ?o }} }} INSERT {{ ?s ?p ?o }} "
+                      "WHERE {{ GRAPH <{g}> {{ ?s ?p ?o }} }}"):
+        g, p = fresh(), fresh()
+        inserted = update(url, f'INSERT DATA {{ GRAPH <{g}> {{ <{p}s> <{p}> "moved" . '
+                               f'_:b <{p}> "blank" }} }}')
+        assert inserted.status_code == 204, inserted.text
+        moved = update(url, operation.format(g=g))
+        assert moved.status_code == 204, f"{operation}: {moved.text}"
+        assert not ask(url, f"ASK {{ GRAPH ?g {{ ?s <{p}> ?o }} }}"), operation  # gone from <g>
+        assert ask(url, f'ASK {{ <{p}s> <{p}> "moved" }}'), operation  # in the default graph
+        assert ask(url, f'ASK {{ ?b <{p}> "blank" FILTER(isBlank(?b)) }}'), operation
+
+
 def test_a_change_of_thousands_of_statements(writable_server: ServerProcess) -> None:
     """Over Virtuoso the change goes in operations of kg.store.remote_writes.CHUNK statements
     (its compiler fails on an INSERT DATA of ~5,500); here 1,500 added, then removed."""

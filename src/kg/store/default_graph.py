@@ -10,7 +10,7 @@ who asserts what; `GRAPH ?g` still tells.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 
 import pyoxigraph as ox
 
@@ -42,7 +42,8 @@ def _values(quads: Iterable[ox.Quad]) -> str:
 
 
 def sync_update(added: Iterable[ox.Quad], removed: Iterable[ox.Quad],
-                merge: ox.NamedNode | None = None, chunk: int | None = None) -> str:
+                merge: ox.NamedNode | None = None, chunk: int | None = None,
+                keep: Collection[ox.Triple] = frozenset()) -> str:
     """SPARQL Update operations that carry a named-graph delta into the merged default graph.
 
     Appended to the client's update and run in the same atomic request. Added triples join the
@@ -53,11 +54,18 @@ def sync_update(added: Iterable[ox.Quad], removed: Iterable[ox.Quad],
     so the pattern finds exactly the statements gone). `merge`: the merge is this named graph
     (Virtuoso: there `GRAPH ?g` would see the merge itself, so it is excluded explicitly).
     `chunk`: at most this many statements per VALUES (Virtuoso's compiler fails on ~10,000).
+    `keep`: removed statements the update itself wrote into the default graph (MOVE … TO
+    DEFAULT; kg.store.rehearsal.written_to_default): they stay there. A blank-node one keeps
+    every blank-node statement of its predicate (a pattern cannot single it out), so the merge
+    may then hold a stale one rather than lose a written one.
     """
     named_added = [q for q in added
                    if isinstance(q.graph_name, ox.NamedNode) and q.graph_name != merge]
     named_removed = [q for q in removed
-                     if isinstance(q.graph_name, ox.NamedNode) and q.graph_name != merge]
+                     if isinstance(q.graph_name, ox.NamedNode) and q.graph_name != merge
+                     and q.triple not in keep]
+    kept_predicates = {str(t.predicate) for t in keep
+                       if not _ground(ox.Quad(t.subject, t.predicate, t.object))}
 
     def into(pattern: str) -> str:
         return f"GRAPH {merge} {{ {pattern} }}" if merge is not None else pattern
@@ -74,7 +82,8 @@ def sync_update(added: Iterable[ox.Quad], removed: Iterable[ox.Quad],
         operations.append(f"DELETE {{ {into('?s ?p ?o')} }} WHERE {{ "
                           f"VALUES (?s ?p ?o) {{ {_values(part)} }} "
                           f"FILTER NOT EXISTS {{ GRAPH ?g {{ ?s ?p ?o }} {elsewhere} }} }}")
-    for predicate in sorted({str(q.predicate) for q in named_removed if not _ground(q)}):
+    for predicate in sorted({str(q.predicate) for q in named_removed if not _ground(q)}
+                            - kept_predicates):
         triple = f"?s {predicate} ?o"
         operations.append(f"DELETE {{ {into(triple)} }} WHERE {{ {into(triple)} "
                           "FILTER(isBlank(?s) || isBlank(?o)) "

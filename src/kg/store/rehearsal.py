@@ -29,7 +29,7 @@ import hashlib
 import os
 import resource
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
@@ -82,6 +82,7 @@ class Delta:
     added: bytes = b""
     removed: bytes = b""
     graphs: list[str] = field(default_factory=list)  # the copy's named graphs afterwards
+    kept: bytes = b""  # removed statements it wrote into the default graph (written_to_default)
 
 
 @dataclass
@@ -144,6 +145,35 @@ def data_quads(text: str, base_iri: str) -> set[ox.Quad] | None:
     return quads
 
 
+def written_to_default(before: Iterable[ox.Quad], graphs: Iterable[Any], text: str,
+                       base_iri: str, removed: Iterable[ox.Quad],
+                       in_default_after: Callable[[ox.Triple], bool]) -> set[ox.Triple]:
+    """The statements the update took out of named graphs and itself wrote into the default
+    graph (MOVE/ADD/COPY … TO DEFAULT, an INSERT there): the default-graph sync must keep them,
+    or `MOVE <g> TO DEFAULT` ends with them in no graph at all.
+
+    Told from what is in the default graph only as the merge of the graph they left by running
+    the update again, on an in-memory copy of the state before (`before`: every quad the
+    update can read or change; `graphs`: the named graphs then) with those statements taken
+    out of the default graph: what is back there afterwards, the update wrote."""
+    default = ox.DefaultGraph()
+    candidates = {q.triple for q in removed
+                  if isinstance(q.graph_name, ox.NamedNode) and in_default_after(q.triple)}
+    if not candidates:
+        return set()
+    from kg.store import writes
+
+    scratch = ox.Store()
+    scratch.extend(q for q in before
+                   if not (isinstance(q.graph_name, ox.DefaultGraph) and q.triple in candidates))
+    for graph in graphs:
+        if isinstance(graph, ox.NamedNode):
+            scratch.add_graph(graph)
+    writes._run(scratch, text, base_iri)
+    return {t for t in candidates
+            if ox.Quad(t.subject, t.predicate, t.object, default) in scratch}
+
+
 def _in_default(store: ox.Store, triple: ox.Triple) -> bool:
     return any(store.quads_for_pattern(triple.subject, triple.predicate, triple.object,
                                        ox.DefaultGraph()))
@@ -181,7 +211,11 @@ def rehearse(store: ox.Store, text: str, base_iri: str, shapes: rdflib.Graph | N
     after = state()
     named_added = {q for q in after - before if isinstance(q.graph_name, ox.NamedNode)}
     named_removed = {q for q in before - after if isinstance(q.graph_name, ox.NamedNode)}
-    sync = default_graph.sync_update(named_added, named_removed)
+    kept: set[ox.Triple] = set()
+    if named_removed and covers_default:  # it may have written them into the default graph
+        kept = written_to_default(before, graphs_before, text, base_iri, named_removed,
+                                  lambda t: _in_default(store, t))
+    sync = default_graph.sync_update(named_added, named_removed, keep=kept)
     plus: set[ox.Quad] = set()
     minus: set[ox.Quad] = set()
     if sync:
@@ -324,11 +358,17 @@ def run_copy(job: CopyJob) -> Delta:
     for graph in job.graphs:
         store.add_graph(ox.NamedNode(graph))
     before = set(store)
+    graphs_before = list(store.named_graphs())
     writes._run(store, job.text, job.base_iri)
     after = set(store)
+    default = ox.DefaultGraph()
+    kept = written_to_default(
+        before, graphs_before, job.text, job.base_iri, before - after,
+        lambda t: ox.Quad(t.subject, t.predicate, t.object, default) in after)
     return Delta(added=nquads(after - before), removed=nquads(before - after),
                  graphs=sorted(g.value for g in store.named_graphs()
-                               if isinstance(g, ox.NamedNode)))
+                               if isinstance(g, ox.NamedNode)),
+                 kept=nquads(ox.Quad(t.subject, t.predicate, t.object, default) for t in kept))
 
 
 def check_shapes(job: ShapesJob, shapes_cache: dict[str, rdflib.Graph]) -> None:

@@ -254,8 +254,10 @@ def transact(
     # no quad changed (a graph created or dropped empty): the client's text, made SILENT
     replay = (replay_ops(added, removed, stored, merge)
               if merge is not None and (added or removed) else None)
+    kept = {q.triple for q in rehearsal.parse_quads(delta.kept)}
     parts = [replay if replay is not None else text,
-             default_graph.sync_update(added, removed, merge, CHUNK), store.version_ops(version)]
+             default_graph.sync_update(added, removed, merge, CHUNK, keep=kept),
+             store.version_ops(version)]
     reached = {g.value for g in before_graphs | after_graphs}  # for DROP ALL on Virtuoso
     try:
         if replay is None and merge is not None and _reads_or_writes_default(

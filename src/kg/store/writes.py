@@ -44,7 +44,8 @@ templates) are evaluated twice, in the rehearsal and at commit, so committed val
 from the validated ones (shapes rarely constrain them). The stored default graph is the merge
 of the named graphs (see kg.store.default_graph): a write to a named graph is carried into it
 by operations appended to the same atomic update; a write to the default graph itself stays
-there only.
+there only, and stays also when its statements left a named graph in the same update
+(kg.store.rehearsal.written_to_default: MOVE <g> TO DEFAULT lost them before).
 """
 
 from __future__ import annotations
