@@ -156,6 +156,8 @@ def written_to_default(before: Iterable[ox.Quad], graphs: Iterable[Any], text: s
     the update again, on an in-memory copy of the state before (`before`: every quad the
     update can read or change; `graphs`: the named graphs then) with those statements taken
     out of the default graph: what is back there afterwards, the update wrote."""
+    if not _may_write(text):  # only deletes: it wrote nothing anywhere (no copy to make)
+        return set()
     default = ox.DefaultGraph()
     candidates = {q.triple for q in removed
                   if isinstance(q.graph_name, ox.NamedNode) and in_default_after(q.triple)}
@@ -172,6 +174,16 @@ def written_to_default(before: Iterable[ox.Quad], graphs: Iterable[Any], text: s
     writes._run(scratch, text, base_iri)
     return {t for t in candidates
             if ox.Quad(t.subject, t.predicate, t.object, default) in scratch}
+
+
+WRITING = {"INSERT", "ADD", "MOVE", "COPY", "LOAD"}
+
+
+def _may_write(text: str) -> bool:
+    """Whether an update has an operation that adds statements (a DELETE WHERE over every
+    graph then skips written_to_default's copy of the whole store)."""
+    return any(tok.kind == "word" and tok.text.upper() in WRITING
+               for tok in guard.tokenize(guard.decode_escapes(text)))
 
 
 def _in_default(store: ox.Store, triple: ox.Triple) -> bool:
