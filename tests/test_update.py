@@ -61,11 +61,11 @@ def ask(url: str, text: str) -> bool:
     return json.loads(response.content)["boolean"]
 
 
-def count(url: str) -> int:
+def count(url: str, where: str = "GRAPH ?g { ?s ?p ?o }") -> int:
     response = httpx.get(f"{url}/sparql", params={
         # a text of its own each time: an answer from the response cache would hide a
         # change that did not bump the store's version
-        "query": f"SELECT (COUNT(*) AS ?n) WHERE {{ GRAPH ?g {{ ?s ?p ?o }} }} # {uuid.uuid4()}"},
+        "query": f"SELECT (COUNT(*) AS ?n) WHERE {{ {where} }} # {uuid.uuid4()}"},
         headers={"Accept": "application/sparql-results+json"})
     return int(response.json()["results"]["bindings"][0]["n"]["value"])
 
@@ -295,6 +295,29 @@ def test_statements_moved_into_the_default_graph_stay_there(
         assert ask(url, f'ASK {{ ?b <{p}> "blank" FILTER(isBlank(?b)) }}'), operation
 
 
+def test_statements_moved_between_named_graphs_stay_in_the_default_graph(
+        writable_server: ServerProcess) -> None:
+    """MOVE <g> TO <h> (and the same move by DELETE/INSERT) takes statements out of one named
+    graph and puts them in another: they stay in the merged default graph. Over Virtuoso the
+    merge lost the literal ones (W3C update suite, move03: its FILTER NOT EXISTS did not see
+    the literal just inserted into <h> in the same request)."""
+    url = writable_server.url
+    for operation in ("MOVE <{g}> TO <{h}>",
+                      "DELETE {{ GRAPH <{g}> {{ ?s ?p ?o }} }} INSERT {{ GRAPH <{h}> "
+                      "{{ ?s ?p ?o }} }} WHERE {{ GRAPH <{g}> {{ ?s ?p ?o }} }}"):
+        g, h, p = fresh(), fresh(), fresh()
+        inserted = update(url, f'INSERT DATA {{ GRAPH <{g}> {{ <{p}s> <{p}> "moved", <{p}o> }} '
+                               f'GRAPH <{h}> {{ <{p}s> <{p}> "there before" }} }}')
+        assert inserted.status_code == 204, inserted.text
+        moved = update(url, operation.format(g=g, h=h))
+        assert moved.status_code == 204, f"{operation}: {moved.text}"
+        assert ask(url, f'ASK {{ GRAPH <{h}> {{ <{p}s> <{p}> "moved", <{p}o> }} }}'), operation
+        for term in ('"moved"', f"<{p}o>"):
+            assert ask(url, f"ASK {{ <{p}s> <{p}> {term} }}"), f"{operation}: {term} lost"
+        if operation.startswith("MOVE"):  # MOVE replaces <h>: its statement leaves the merge
+            assert not ask(url, f'ASK {{ <{p}s> <{p}> "there before" }}'), operation
+
+
 def test_a_change_of_thousands_of_statements(writable_server: ServerProcess) -> None:
     """Over Virtuoso the change goes in operations of kg.store.remote_writes.CHUNK statements
     (its compiler fails on an INSERT DATA of ~5,500); here 1,500 added, then removed."""
@@ -311,8 +334,12 @@ def test_a_change_of_thousands_of_statements(writable_server: ServerProcess) -> 
                          content=f"DELETE WHERE {{ GRAPH <{graph}> {{ ?s <http://ex/p> ?o }} }}"
                                  .encode())
     assert deleted.status_code == 204, deleted.text
-    assert not ask(url, f"ASK {{ GRAPH <{graph}> {{ ?s ?p ?o }} }}")
-    assert not ask(url, f'ASK {{ <http://ex/s{n - 1}> <http://ex/p> ?o }}')
+    # the counts, so that a failure says how much was left where (a flake over Virtuoso once
+    # left statements here after a 204; not reproduced)
+    left = count(url, f"GRAPH <{graph}> {{ ?s ?p ?o }}")
+    merged = count(url, '?s <http://ex/p> ?o FILTER(REGEX(STR(?s), "^http://ex/s[0-9]+$") '
+                        '&& REGEX(STR(?o), "^v[0-9]+$"))')
+    assert (left, merged) == (0, 0), f"left in the graph: {left}, in the merge: {merged}"
 
 
 def test_over_a_thousand_fresh_blank_nodes(writable_server: ServerProcess) -> None:
