@@ -20,7 +20,8 @@ bash bench/install.sh || exit 1
 pytest=.venv/bin/pytest
 # (tests/test_update_writes.py passes over Virtuoso too but starts one per test: 100 s)
 VIRTUOSO_MODULES=(
-  tests/test_sparql_protocol.py tests/test_update.py tests/test_graph_store.py
+  tests/test_sparql_protocol.py tests/test_update.py tests/test_update_merge.py
+  tests/test_graph_store.py
   tests/test_linked_data.py tests/test_w3c_conformance.py tests/test_w3c_update.py
   tests/test_w3c_syntax.py
 )

@@ -19,6 +19,8 @@ AUTH = {"Authorization": f"Bearer {WRITE_TOKEN}"}
 DIRECT = "application/sparql-update"
 FORM = "application/x-www-form-urlencoded"
 KG = f"{BASE_IRI}ontology#"
+XSD_INTEGER = "http://www.w3.org/2001/XMLSchema#integer"
+XSD_STRING = "http://www.w3.org/2001/XMLSchema#string"
 SHAPE = """
 @prefix sh: <http://www.w3.org/ns/shacl#> .
 @prefix kg: <ontology#> .
@@ -316,6 +318,47 @@ def test_statements_moved_between_named_graphs_stay_in_the_default_graph(
             assert ask(url, f"ASK {{ <{p}s> <{p}> {term} }}"), f"{operation}: {term} lost"
         if operation.startswith("MOVE"):  # MOVE replaces <h>: its statement leaves the merge
             assert not ask(url, f'ASK {{ <{p}s> <{p}> "there before" }}'), operation
+
+
+def test_a_statement_deleted_from_one_graph_stays_in_the_merge_while_another_holds_it(
+        writable_server: ServerProcess) -> None:
+    """Several statements leave named graphs in one update, some still asserted by another
+    graph: those stay in the merged default graph, the others leave it. Over Virtuoso the
+    merge's sync (VALUES with FILTER NOT EXISTS) lost the literal ones still held elsewhere."""
+    url, g, h, p = writable_server.url, fresh(), fresh(), fresh()
+    inserted = update(url, f'INSERT DATA {{ GRAPH <{g}> {{ <{p}s> <{p}> "a", 1, <{p}o> }} '
+                           f'GRAPH <{h}> {{ <{p}s> <{p}> "a", "x y", 1, <{p}o> }} }}')
+    assert inserted.status_code == 204, inserted.text
+    deleted = update(url, f'DELETE DATA {{ GRAPH <{g}> {{ <{p}s> <{p}> "a", 1, <{p}o> }} '
+                          f'GRAPH <{h}> {{ <{p}s> <{p}> "x y" }} }}')
+    assert deleted.status_code == 204, deleted.text
+    for term in ('"a"', "1", f"<{p}o>"):
+        assert ask(url, f"ASK {{ <{p}s> <{p}> {term} }}"), f"{term} left the merge"
+    assert not ask(url, f'ASK {{ <{p}s> <{p}> "x y" }}'), "x y stayed in the merge"
+
+
+def test_language_tagged_literals_leave_every_graph_they_are_deleted_from(
+        writable_server: ServerProcess) -> None:
+    """One DELETE DATA over two graphs, with language-tagged literals and the same lexical form
+    plain and tagged: each statement leaves its graph and the merge. Over Virtuoso one DELETE
+    DATA of several GRAPH blocks deleted no language-tagged literal (the service now sends one
+    per graph), and two literals of one lexical form matched as one in the merge's sync."""
+    url, g, h, p = writable_server.url, fresh(), fresh(), fresh()
+    inserted = update(url, f'INSERT DATA {{ GRAPH <{g}> {{ <{p}s> <{p}> "a", "b"@en, "kept" }} '
+                           f'GRAPH <{h}> {{ <{p}s> <{p}> "a"@en, "c"@fr, "1", 1 }} }}')
+    assert inserted.status_code == 204, inserted.text
+    deleted = update(url, f'DELETE DATA {{ GRAPH <{g}> {{ <{p}s> <{p}> "a", "b"@en }} '
+                          f'GRAPH <{h}> {{ <{p}s> <{p}> "a"@en, "c"@fr, "1" }} }}')
+    assert deleted.status_code == 204, deleted.text
+    for where in (f"GRAPH <{g}> {{ <{p}s> <{p}> ?o }}", f"GRAPH <{h}> {{ <{p}s> <{p}> ?o }}",
+                  f"<{p}s> <{p}> ?o"):
+        rows = httpx.get(f"{url}/sparql", params={"query": f"SELECT ?o WHERE {{ {where} }}"},
+                         headers={"Accept": "application/sparql-results+json"}).json()
+        left = sorted((b["o"]["value"], b["o"].get("xml:lang", b["o"].get("datatype", "")))
+                      for b in rows["results"]["bindings"])
+        want = {f"GRAPH <{g}>": [("kept", "")], f"GRAPH <{h}>": [("1", XSD_INTEGER)]}.get(
+            where.split(" {")[0], [("1", XSD_INTEGER), ("kept", "")])
+        assert [(v, t.replace(XSD_STRING, "")) for v, t in left] == want, f"{where}: {left}"
 
 
 def test_a_change_of_thousands_of_statements(writable_server: ServerProcess) -> None:
