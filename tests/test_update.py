@@ -337,6 +337,24 @@ def test_a_statement_deleted_from_one_graph_stays_in_the_merge_while_another_hol
     assert not ask(url, f'ASK {{ <{p}s> <{p}> "x y" }}'), "x y stayed in the merge"
 
 
+def test_a_value_another_graph_asserts_in_another_form_stays_in_the_merge(
+        writable_server: ServerProcess) -> None:
+    """Two graphs state one value in two forms ("2019-02"^^xsd:gYearMonth, "2019-02-01"^^
+    xsd:date, which Virtuoso stores as one row: README, Backends); deleting it from one graph
+    leaves the merged default graph with the statement the other still makes."""
+    url, g, h, p = writable_server.url, fresh(), fresh(), fresh()
+    xsd = "http://www.w3.org/2001/XMLSchema#"
+    inserted = update(url, f'INSERT DATA {{ GRAPH <{g}> {{ <{p}s> <{p}> '
+                           f'"2019-02"^^<{xsd}gYearMonth> }} GRAPH <{h}> {{ <{p}s> <{p}> '
+                           f'"2019-02-01"^^<{xsd}date> }} }}')
+    assert inserted.status_code == 204, inserted.text
+    deleted = update(url, f'DELETE DATA {{ GRAPH <{g}> {{ <{p}s> <{p}> '
+                          f'"2019-02"^^<{xsd}gYearMonth> }} }}')
+    assert deleted.status_code == 204, deleted.text
+    assert ask(url, f"ASK {{ GRAPH <{h}> {{ <{p}s> <{p}> ?o }} }}")
+    assert ask(url, f"ASK {{ <{p}s> <{p}> ?o }}"), "the merge lost what the other graph asserts"
+
+
 def test_language_tagged_literals_leave_every_graph_they_are_deleted_from(
         writable_server: ServerProcess) -> None:
     """One DELETE DATA over two graphs, with language-tagged literals and the same lexical form

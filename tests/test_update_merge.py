@@ -115,7 +115,7 @@ HUNT = os.environ.get("KG_MERGE_EXAMPLES")
 @settings(max_examples=int(HUNT or 12), derandomize=HUNT is None, deadline=None,
           suppress_health_check=[HealthCheck.too_slow],
           # no shrinking in the test command: over Virtuoso it took 5 minutes of CI time
-          phases=None if HUNT else [Phase.explicit, Phase.reuse, Phase.generate])
+          phases=list(Phase) if HUNT else [Phase.explicit, Phase.reuse, Phase.generate])
 @given(texts=requests)
 def test_the_default_graph_stays_the_merge_of_the_named_graphs(
         writable_server: ServerProcess, texts: list[str]) -> None:

@@ -49,7 +49,7 @@ import rdflib
 
 from kg.errors import BackendUnanswered, NotFound, WritesBusy
 from kg.sparql import guard
-from kg.store import default_graph, rehearsal
+from kg.store import default_graph, literal_values, rehearsal
 from kg.store.rehearsal_process import REHEARSER
 from kg.store.update_scope import Scope
 from kg.store.writes import (
@@ -224,7 +224,14 @@ def _still_held(store: RemoteStore, added: set[ox.Quad],
         return set()
     after = (set(store.describe(subjects)) - removed) | {
         q for q in added if isinstance(q.graph_name, ox.NamedNode)}
-    return {q.triple for q in after if q.graph_name != store.merge_graph}
+    held = {q.triple for q in after if q.graph_name not in (store.merge_graph, store.meta_graph)}
+    # Virtuoso keeps literals of equal value as one row (kg.store.literal_values): a statement
+    # whose value another still-held statement shares must not be deleted from the merge, or
+    # DELETE DATA would take that one too
+    values = {(t.subject, t.predicate, key) for t in held if isinstance(t.object, ox.Literal)
+              and (key := literal_values.merge_key(t.object)) is not None}
+    return held | {q.triple for q in removed if isinstance(q.object, ox.Literal)
+                   and (q.subject, q.predicate, literal_values.merge_key(q.object)) in values}
 
 
 def _reads_or_writes_default(text: str, scope: Scope, delta: set[ox.Quad]) -> bool:
