@@ -76,8 +76,8 @@ def sync_update(added: Iterable[ox.Quad], removed: Iterable[ox.Quad],
     named_added = [q for q in added
                    if isinstance(q.graph_name, ox.NamedNode) and q.graph_name != merge]
     # a statement the update also added to a named graph (MOVE <g> TO <h>) stays in the merge
-    # without asking: Virtuoso's FILTER NOT EXISTS did not always see a literal inserted into
-    # <h> earlier in the same request, and the merge lost it (W3C update suite, move03)
+    # without asking (over Virtuoso the merge lost such literals, W3C update suite move03: the
+    # cause was its NOT EXISTS over VALUES rows sharing subject and predicate, see `still_held`)
     held = {q.triple for q in named_added}
     named_removed = [q for q in removed
                      if isinstance(q.graph_name, ox.NamedNode) and q.graph_name != merge
